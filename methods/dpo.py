@@ -1,0 +1,69 @@
+"""Direct Preference Optimization, and UNA's name for it on pairwise feedback."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from methods.common import pairwise_reward_metrics
+from suite.registry import FeedbackBatch, Method, Paper, register
+
+DPO_PAPER = Paper("Direct Preference Optimization: Your Language Model is Secretly a Reward Model", "2305.18290")
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor,
+    reference_rejected_logps: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DPO (Rafailov et al. 2023, eq. 7), per pair.
+
+        h = [ℓ(y_w) − ℓ_ref(y_w)] − [ℓ(y_l) − ℓ_ref(y_l)]
+        loss = −log σ(β · h)
+
+    ℓ are sequence-level sums of response-token log-probs. Returns (losses, chosen_rewards,
+    rejected_rewards) with rewards β·(ℓ − ℓ_ref), detached. Same as TRL's ``loss_type="sigmoid"``.
+    """
+    chosen_logratios = policy_chosen_logps - reference_chosen_logps
+    rejected_logratios = policy_rejected_logps - reference_rejected_logps
+    losses = -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))
+    return losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
+
+
+def dpo_objective(batch: FeedbackBatch, hp: dict):
+    losses, chosen_rewards, rejected_rewards = dpo_loss(*batch.pairwise(), beta=hp["beta"])
+    return losses.mean(), pairwise_reward_metrics(chosen_rewards, rejected_rewards)
+
+
+PAIRWISE_IMPLICIT_TAGS = {
+    "reward": "implicit",
+    "reward-form": "preference",
+    "reward-level": "response",
+    "negative-only": "no",
+    "feedback-kind": "preference",
+    "feedback-arity": "pairwise",
+    "feedback-source": "any",
+    "reference": "reference-based",
+    "length-control": "no",
+    "divergence": "reverse-kl",
+    "policy": "off-policy",
+    "online": "offline",
+    "sft": "separate",
+}
+
+register(
+    Method(
+        id="dpo",
+        name="DPO",
+        paper=DPO_PAPER,
+        feedback="pairwise",
+        taxonomy=PAIRWISE_IMPLICIT_TAGS,
+        needs_reference=True,
+        # β = 0.1 is the DPO paper's default; lr 5e-6 as in UNA's comparison.
+        defaults={"beta": 0.1, "learning_rate": 5e-6},
+        objective=dpo_objective,
+        description="Logistic regression of the implicit reward margin on pairwise preferences.",
+    )
+)
