@@ -15,6 +15,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from suite.errors import SuiteError
 from suite.sequences import EncodedSequence, score_sequences
 
 
@@ -48,6 +49,8 @@ class ReferenceCache:
         known = self._read()
         keys = [s.key for s in sequences]
         missing = list(dict.fromkeys(k for k in keys if k not in known))
+        if missing and model is None:
+            raise SuiteError(f"{len(missing)} reference log-probs are not in {self.path} and no reference model was given")
         if missing:
             by_key = {s.key: s for s in sequences}
             values = score_sequences(model, [by_key[k] for k in missing], pad_token_id, batch_size)

@@ -1,0 +1,120 @@
+"""``alignsuite`` command line: run, report, methods, datasets, leaderboards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from suite.errors import SuiteError
+
+
+def _cmd_run(args) -> int:
+    from suite.config import load_config
+    from suite.runner import require_all_complete, run_experiment
+
+    config = load_config(args.config, args.set or [])
+    out_dir = Path(args.out or Path("results") / config.name)
+    outcomes = run_experiment(config, out_dir)
+    for outcome in outcomes:
+        print(f"{outcome.status:9} {outcome.run_id}")
+    if args.report:
+        from suite.report import write_report
+
+        paths = write_report(out_dir)
+        print(f"report: {paths.markdown}")
+    require_all_complete(outcomes)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from suite.report import write_report
+
+    paths = write_report(Path(args.results_dir))
+    for field, value in vars(paths).items():
+        print(f"{field}: {value}")
+    return 0
+
+
+def _cmd_methods(args) -> int:
+    from suite.registry import all_methods
+
+    rows = [m.summary() for m in all_methods()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["id"]) for r in rows)
+    for r in rows:
+        ref = "ref" if r["needs_reference"] else "no-ref"
+        print(f"{r['id']:<{width}}  {r['feedback']:<8}  {ref:<6}  {r['paper']} (arXiv {r['arxiv']})")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    from suite.data import describe_datasets
+
+    rows = describe_datasets()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    width = max(len(r["id"]) for r in rows)
+    for r in rows:
+        print(f"{r['id']:<{width}}  {r['feedback']:<8}  {r.get('rows', '?')!s:>6} rows  {r['hub_id']}  ({r['source']})")
+    return 0
+
+
+def _cmd_leaderboards(args) -> int:
+    from suite.evaluation import list_leaderboards, load_leaderboard
+
+    for name in list_leaderboards():
+        spec = load_leaderboard(name)
+        flag = "" if spec.comparable else "  [not comparable with the Open LLM Leaderboard]"
+        print(f"{name:<14} {len(spec.tasks)} tasks  {spec.description}{flag}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alignsuite", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and evaluate every method of an experiment config")
+    run.add_argument("config", help="experiment YAML")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    run.add_argument("--out", help="results directory (default results/<name>)")
+    run.add_argument("--report", action="store_true", help="write the report when the runs finish")
+    run.set_defaults(func=_cmd_run)
+
+    report = sub.add_parser("report", help="write report.md, leaderboard.csv and charts from stored runs")
+    report.add_argument("results_dir")
+    report.set_defaults(func=_cmd_report)
+
+    methods = sub.add_parser("methods", help="list registered alignment methods")
+    methods.add_argument("--json", action="store_true")
+    methods.set_defaults(func=_cmd_methods)
+
+    datasets = sub.add_parser("datasets", help="list registered datasets")
+    datasets.add_argument("--json", action="store_true")
+    datasets.set_defaults(func=_cmd_datasets)
+
+    boards = sub.add_parser("leaderboards", help="list leaderboard specs")
+    boards.set_defaults(func=_cmd_leaderboards)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SuiteError as exc:
+        if args.debug:
+            raise
+        print(f"alignsuite: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

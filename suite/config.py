@@ -1,0 +1,242 @@
+"""Experiment configs: a YAML file plus ``--set key=value`` overrides, validated into dataclasses.
+
+Every key is checked: an unknown key, a wrong type or a bad value is one ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from suite.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    heldout_fraction: float = 0.1  # share of prompts held out for the alignment metrics
+    heldout_max: int | None = 200  # cap on held-out pairs kept
+    split_seed: int = 1234  # the held-out split is fixed by this, not by the training seed
+    train_max: int | None = None  # cap on training records; default = what the step budget consumes
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 20
+    per_device_batch_size: int = 4  # records of the method's feedback type (a pair counts once)
+    gradient_accumulation_steps: int = 1
+    learning_rate: float | None = None  # None: each method's paper default; set: the same for all
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    lora: dict | None = None  # {r, alpha, dropout, target_modules}; None = full fine-tuning
+    dtype: str = "float32"
+    bf16: bool = False  # bf16 mixed precision (autocast) for training
+    reference_batch_size: int = 8
+    save_model: bool = True
+
+
+@dataclass
+class EvalConfig:
+    leaderboard: str | None = "quick"  # a spec in leaderboards/ or a path; None skips lm-eval
+    limit: int | None = None  # overrides every task's limit in the spec
+    batch_size: int = 8
+    apply_chat_template: bool = False
+    alignment_pairs: int = 100  # held-out pairs scored for the alignment metrics
+    generation_prompts: int = 16  # held-out prompts answered to measure response length
+    max_new_tokens: int = 128
+
+
+@dataclass
+class MethodChoice:
+    id: str
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    model: str
+    dataset: str | dict
+    methods: list
+    seeds: list = field(default_factory=lambda: [0])
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    evaluate_base: bool = True  # the untouched model as row `base`
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)}
+
+
+def _check_type(value, annotation, key: str):
+    """Check ``value`` against a simple annotation (int, float, str, bool, dict, list, X | None)."""
+    hint = eval(annotation, vars(typing), {}) if isinstance(annotation, str) else annotation  # noqa: S307
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None) and value is None:
+            return value
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+            return float(value)
+        if option in (str, dict, list) and isinstance(value, option):
+            return value
+    names = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "null") for o in options)
+    raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}")
+
+
+def _build_section(cls, raw, key: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; known keys: {', '.join(sorted(known))}")
+    values = {name: _check_type(raw[name], known[name].type, f"{key}.{name}") for name in raw}
+    return cls(**values)
+
+
+def _positive(value, key: str, allow_zero: bool = False):
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def _parse_methods(raw) -> list[MethodChoice]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("methods: expected a non-empty list of method ids (or {id: ..., <hyper-parameter>: ...})")
+    choices = []
+    for index, entry in enumerate(raw):
+        if isinstance(entry, str):
+            choices.append(MethodChoice(entry))
+        elif isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            choices.append(MethodChoice(entry["id"], {k: v for k, v in entry.items() if k != "id"}))
+        else:
+            raise ConfigError(f"methods[{index}]: expected a method id or a mapping with 'id', got {entry!r}")
+    return choices
+
+
+def build_config(raw: dict, source: str = "config") -> ExperimentConfig:
+    """Validate a raw mapping into an ExperimentConfig; errors name ``source`` and the key."""
+    try:
+        return _build_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build_config(raw: dict) -> ExperimentConfig:
+    from suite.registry import get_method
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - TOP_LEVEL)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key; known keys: {', '.join(sorted(TOP_LEVEL))}")
+    for required in ("model", "dataset", "methods"):
+        if required not in raw:
+            raise ConfigError(f"{required}: missing required key")
+    name = _check_type(raw.get("name", "experiment"), str, "name")
+    model = _check_type(raw["model"], str, "model")
+    dataset = raw["dataset"]
+    if isinstance(dataset, dict):
+        missing = [k for k in ("path", "format") if k not in dataset]
+        if missing:
+            raise ConfigError(f"dataset.{missing[0]}: missing (a local dataset needs path and format)")
+    elif not isinstance(dataset, str):
+        raise ConfigError(f"dataset: expected a dataset id or {{path, format}}, got {dataset!r}")
+    methods = _parse_methods(raw["methods"])
+    for index, choice in enumerate(methods):
+        try:
+            get_method(choice.id).hyperparameters(choice.overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"methods[{index}]: {exc}") from None
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+    sections = {key: _build_section(cls, raw.get(key), key) for key, cls in SECTIONS.items()}
+    train, data, evaluation = sections["train"], sections["data"], sections["eval"]
+    for key in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_length", "reference_batch_size"):
+        _positive(getattr(train, key), f"train.{key}")
+    _positive(train.learning_rate, "train.learning_rate")
+    _positive(train.warmup_ratio, "train.warmup_ratio", allow_zero=True)
+    if train.warmup_ratio >= 1:
+        raise ConfigError(f"train.warmup_ratio: must be < 1, got {train.warmup_ratio}")
+    if train.lora is not None:
+        from suite.models import add_lora  # noqa: F401  (validated when applied; check keys early)
+
+        known = {"r", "alpha", "dropout", "target_modules"}
+        extra = sorted(set(train.lora) - known)
+        if extra:
+            raise ConfigError(f"train.lora.{extra[0]}: unknown key; known keys: {', '.join(sorted(known))}")
+    if not 0 < data.heldout_fraction < 1:
+        raise ConfigError(f"data.heldout_fraction: must be in (0, 1), got {data.heldout_fraction}")
+    _positive(data.heldout_max, "data.heldout_max")
+    _positive(data.train_max, "data.train_max")
+    for key in ("limit", "batch_size", "max_new_tokens"):
+        _positive(getattr(evaluation, key), f"eval.{key}")
+    for key in ("alignment_pairs", "generation_prompts"):
+        _positive(getattr(evaluation, key), f"eval.{key}", allow_zero=True)
+    evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
+    return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base)
+
+
+def apply_overrides(raw: dict, assignments: list[str]) -> dict:
+    """``--set train.max_steps=5`` style overrides; values are parsed as YAML (numbers, lists, null)."""
+    raw = json.loads(json.dumps(raw))  # deep copy of plain data
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"--set {assignment!r}: expected key=value")
+        dotted, text = assignment.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {dotted}: cannot parse value {text!r}: {exc}") from None
+        node = raw
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {dotted}: {part} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, assignments: list[str] = ()) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the config is empty")
+    return build_config(apply_overrides(raw, list(assignments)), str(path))
+
+
+def content_hash(payload) -> str:
+    """A stable hash of plain data (sorted-key JSON)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

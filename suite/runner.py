@@ -1,0 +1,267 @@
+"""The common runner: expand a config into runs, train each method under identical conditions,
+evaluate every model (lm-eval leaderboard + held-out alignment metrics), store everything.
+
+The runner knows methods only through the registry: feedback type, reference need, objective.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from suite.config import ExperimentConfig, content_hash
+from suite.errors import SuiteError
+from suite.registry import Method, get_method
+from suite.store import STATUS_COMPLETE, STATUS_FAILED, STATUS_RUNNING, RunStore, git_revision, package_versions, utc_now
+
+BASE_ROW = "base"
+
+
+@dataclass
+class PlannedRun:
+    run_id: str
+    method: Method | None  # None: the untouched base model
+    seed: int
+    hyperparameters: dict
+    definition: dict  # everything that determines the result; its hash is in the run id
+
+    @property
+    def method_id(self) -> str:
+        return self.method.id if self.method else BASE_ROW
+
+    @property
+    def feedback(self) -> str:
+        return self.method.feedback if self.method else "pairwise"
+
+
+def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
+    """Methods × seeds, plus the base model once; each run id is ``<method>-s<seed>-<hash>``."""
+    shared = {
+        "model": config.model,
+        "dataset": config.dataset,
+        "data": dataclasses.asdict(config.data),
+        "eval": dataclasses.asdict(config.eval),
+        "max_length": config.train.max_length,
+    }
+    runs = []
+    if config.evaluate_base:
+        definition = {"kind": BASE_ROW, **shared, "seed": config.seeds[0]}
+        runs.append(PlannedRun(f"{BASE_ROW}-{content_hash(definition)[:10]}", None, config.seeds[0], {}, definition))
+    train = dataclasses.asdict(config.train)
+    global_lr = train.pop("learning_rate")
+    for choice in config.methods:
+        method = get_method(choice.id)
+        overrides = dict(choice.overrides)
+        if global_lr is not None and "learning_rate" not in overrides:
+            overrides["learning_rate"] = global_lr  # identical conditions: one lr for every method
+        hyperparameters = method.hyperparameters(overrides)
+        for seed in config.seeds:
+            definition = {"kind": "train", **shared, "train": train, "method": method.id,
+                          "hyperparameters": hyperparameters, "seed": seed}
+            run_id = f"{method.id}-s{seed}-{content_hash(definition)[:10]}"
+            runs.append(PlannedRun(run_id, method, seed, hyperparameters, definition))
+    return runs
+
+
+def _log(message: str) -> None:
+    print(f"[alignsuite {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Runner:
+    def __init__(self, config: ExperimentConfig, out_dir: Path):
+        self.config = config
+        self.store = RunStore(out_dir)
+        self._fingerprints: dict[str, str] = {}
+        self._leaderboard = None
+
+    # -- checks before anything is recorded ------------------------------------------------------
+    def preflight(self, runs: list[PlannedRun]) -> None:
+        """Load the data for every feedback type and the leaderboard spec: bad input fails here, before any run."""
+        from suite.data import prepare_data
+
+        for feedback in sorted({run.feedback for run in runs}):
+            self._prepare(feedback, self.config.seeds[0])
+        if self.config.eval.leaderboard:
+            from suite.evaluation import load_leaderboard
+
+            self._leaderboard = load_leaderboard(self.config.eval.leaderboard)
+        del prepare_data
+
+    def _prepare(self, feedback: str, seed: int):
+        from suite.data import prepare_data
+
+        cfg = self.config
+        train_max = cfg.data.train_max or (
+            cfg.train.max_steps * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps
+        )
+        return prepare_data(
+            cfg.dataset,
+            feedback,
+            seed=seed,
+            heldout_fraction=cfg.data.heldout_fraction,
+            heldout_max=cfg.data.heldout_max,
+            train_max=train_max,
+            split_seed=cfg.data.split_seed,
+        )
+
+    # -- one run -----------------------------------------------------------------------------------
+    def execute(self, run: PlannedRun) -> str:
+        manifest = {
+            "run_id": run.run_id,
+            "experiment": self.config.name,
+            "method": run.method_id,
+            "model": self.config.model,
+            "dataset": self.config.dataset,
+            "seed": run.seed,
+            "hyperparameters": run.hyperparameters,
+            "config": self.config.to_dict(),
+            "run_definition": run.definition,
+            "config_hash": content_hash(run.definition),
+            "status": STATUS_RUNNING,
+            "error": None,
+            "leaderboard": getattr(self._leaderboard, "name", None),
+            "comparable": getattr(self._leaderboard, "comparable", None),
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+            "started_at": utc_now(),
+            "ended_at": None,
+        }
+        self.store.write_manifest(run.run_id, manifest)
+        try:
+            metrics, lm_eval_raw = self._train_and_evaluate(run)
+            if lm_eval_raw is not None:
+                self.store.write_json(run.run_id, "lm_eval_results.json", lm_eval_raw)
+            self.store.write_json(run.run_id, "metrics.json", metrics)
+            manifest.update(status=STATUS_COMPLETE, ended_at=utc_now())
+        except BaseException as exc:  # noqa: BLE001 — every failure is recorded, then re-raised if fatal
+            manifest.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}", ended_at=utc_now())
+            (self.store.run_dir(run.run_id) / "error.log").write_text(traceback.format_exc())
+            self.store.write_manifest(run.run_id, manifest)
+            if not isinstance(exc, Exception):
+                raise
+            _log(f"{run.run_id}: FAILED — {manifest['error']}")
+            return STATUS_FAILED
+        self.store.write_manifest(run.run_id, manifest)
+        return STATUS_COMPLETE
+
+    def _train_and_evaluate(self, run: PlannedRun) -> tuple[dict, dict | None]:
+        from transformers import set_seed
+
+        from suite.alignment import alignment_metrics
+        from suite.models import add_lora, cache_root, load_model, model_fingerprint
+        from suite.reference import ReferenceCache
+        from suite.training import TrainSettings, attach_reference_logps, build_examples, train
+
+        cfg, run_dir = self.config, self.store.run_dir(run.run_id)
+        timings: dict[str, float] = {}
+        set_seed(run.seed)
+        started = time.perf_counter()
+        loaded = load_model(cfg.model, dtype=cfg.train.dtype)
+        model, tokenizer = loaded.model, loaded.tokenizer
+        if cfg.model not in self._fingerprints:
+            self._fingerprints[cfg.model] = model_fingerprint(model)
+        cache = ReferenceCache(cache_root() / "reference_logps", self._fingerprints[cfg.model])
+        data = self._prepare(run.feedback, run.seed)
+        pairs = data.heldout_pairs[: cfg.eval.alignment_pairs]
+        # Warm the cache with the base model's held-out log-probs before training changes the weights.
+        alignment_kwargs = dict(
+            max_length=cfg.train.max_length, generation_prompts=0, max_new_tokens=cfg.eval.max_new_tokens,
+            batch_size=cfg.train.reference_batch_size,
+        )
+        alignment_metrics(model, tokenizer, pairs, cache, model, is_reference=True, **alignment_kwargs)
+        timings["load_s"] = time.perf_counter() - started
+
+        train_summary = None
+        if run.method is not None:
+            started = time.perf_counter()
+            examples = build_examples(
+                data.train, tokenizer, cfg.train.max_length, "mismatched_pairs" in run.method.extra_inputs
+            )
+            if run.method.needs_reference:
+                attach_reference_logps(examples, cache, model, tokenizer.pad_token_id, cfg.train.reference_batch_size)
+            timings["reference_s"] = time.perf_counter() - started
+            _log(f"{run.run_id}: training {run.method.id} on {len(examples)} {run.feedback} examples "
+                 f"(reference cache: {cache.hits} hits, {cache.computed} computed)")
+            if cfg.train.lora is not None:
+                model = add_lora(model, cfg.train.lora)
+            settings = TrainSettings(
+                max_steps=cfg.train.max_steps,
+                per_device_batch_size=cfg.train.per_device_batch_size,
+                gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+                learning_rate=float(run.hyperparameters["learning_rate"]),
+                lr_scheduler=cfg.train.lr_scheduler,
+                warmup_ratio=cfg.train.warmup_ratio,
+                weight_decay=cfg.train.weight_decay,
+                max_grad_norm=cfg.train.max_grad_norm,
+                seed=run.seed,
+                bf16=cfg.train.bf16,
+            )
+            started = time.perf_counter()
+            train_summary = train(model, tokenizer, run.method, run.hyperparameters, examples, settings, run_dir)
+            train_summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
+            timings["train_s"] = time.perf_counter() - started
+            if cfg.train.save_model:
+                model.save_pretrained(run_dir / "model", safe_serialization=True)
+                tokenizer.save_pretrained(run_dir / "model")
+            if cfg.train.lora is not None:
+                model = model.merge_and_unload()  # plain weights for evaluation
+        model.eval()
+
+        started = time.perf_counter()
+        alignment = alignment_metrics(
+            model, tokenizer, pairs, cache, None, is_reference=run.method is None,
+            **{**alignment_kwargs, "generation_prompts": cfg.eval.generation_prompts},
+        )
+        timings["alignment_s"] = time.perf_counter() - started
+
+        metrics = {"eval": {}, "eval_average": None, "alignment": alignment, "train": train_summary or {},
+                   "data": data.stats}
+        raw = None
+        if self._leaderboard is not None:
+            from suite.evaluation import evaluate_leaderboard
+
+            started = time.perf_counter()
+            result = evaluate_leaderboard(
+                model, tokenizer, self._leaderboard, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
+                workdir=run_dir / "lm_eval_tasks", apply_chat_template=cfg.eval.apply_chat_template, seed=run.seed,
+            )
+            timings["lm_eval_s"] = time.perf_counter() - started
+            metrics.update(eval=result.scores, eval_average=result.average,
+                           eval_deviations=result.deviations, eval_settings=result.settings)
+            raw = {"results": result.raw, "deviations": result.deviations, "settings": result.settings}
+        metrics["timings"] = timings
+        _log(f"{run.run_id}: done in {sum(timings.values()):.0f}s — average {metrics['eval_average']}, "
+             f"held-out reward accuracy {alignment.get('reward_accuracy')}")
+        return metrics, raw
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    method: str
+    status: str  # complete | failed | skipped
+
+
+def run_experiment(config: ExperimentConfig, out_dir: Path) -> list[RunOutcome]:
+    runner = Runner(config, Path(out_dir))
+    runs = plan_runs(config)
+    runner.preflight(runs)
+    outcomes = []
+    for run in runs:
+        if runner.store.is_complete(run.run_id):
+            _log(f"{run.run_id}: already complete, skipped")
+            outcomes.append(RunOutcome(run.run_id, run.method_id, "skipped"))
+            continue
+        _log(f"{run.run_id}: starting")
+        outcomes.append(RunOutcome(run.run_id, run.method_id, runner.execute(run)))
+    return outcomes
+
+
+def require_all_complete(outcomes: list[RunOutcome]) -> None:
+    failed = [o.run_id for o in outcomes if o.status == STATUS_FAILED]
+    if failed:
+        raise SuiteError(f"{len(failed)} run(s) failed: {', '.join(failed)} (see runs/<id>/manifest.json and error.log)")

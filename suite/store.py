@@ -1,0 +1,90 @@
+"""The run store: ``DIR/runs/<run_id>/{manifest.json, metrics.json, lm_eval_results.json, train_log.jsonl}``.
+
+Every file is written atomically (temp file in the same folder, then ``os.replace``), so a reader never
+sees half a file, and ``metrics.json`` is written before the manifest turns ``complete``: a run is
+complete only once everything it promises is on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED = "running", "complete", "failed"
+TRACKED_PACKAGES = ("alignsuite", "torch", "transformers", "datasets", "lm_eval", "peft", "accelerate", "gguf")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(payload, out, indent=2, sort_keys=False, default=str)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_revision() -> str | None:
+    """The suite's own git revision (with ``-dirty`` when the tree has changes), or None outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class RunStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def manifest(self, run_id: str) -> dict | None:
+        path = self.run_dir(run_id) / "manifest.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None  # unreadable: treat as not complete, the run is redone
+
+    def is_complete(self, run_id: str) -> bool:
+        manifest = self.manifest(run_id)
+        return bool(manifest) and manifest.get("status") == STATUS_COMPLETE and (
+            self.run_dir(run_id) / "metrics.json"
+        ).is_file()
+
+    def write_manifest(self, run_id: str, manifest: dict) -> None:
+        write_json_atomic(self.run_dir(run_id) / "manifest.json", manifest)
+
+    def write_json(self, run_id: str, name: str, payload) -> None:
+        write_json_atomic(self.run_dir(run_id) / name, payload)
