@@ -1,0 +1,138 @@
+"""Leaderboard specs: which lm-eval tasks, shots, metric, limit and normalisation — YAML files in leaderboards/.
+
+The code knows no task by name; everything task-specific is in the spec:
+
+```yaml
+name: open-llm-v1
+description: ...
+comparable: true                 # false → reports say "not comparable with the leaderboard"
+tasks:
+  - id: mmlu                     # the column name
+    lm_eval: mmlu                # an lm-eval task or group (groups expand to their leaf tasks), or a list
+    num_fewshot: 5
+    metric: acc                  # or a list, averaged (IFEval: prompt- and instruction-level)
+    filter: none                 # lm-eval's filter name in the result key ("acc,none")
+    limit: null                  # docs per leaf task (null = all)
+    lower: null                  # v2 normalisation: a number, or {leaf_task: number}; null = none
+    overrides: {}                # extra keys for the generated task YAML
+```
+The task score is the unweighted mean over its leaf tasks; the leaderboard average is the mean of
+the task scores, in percent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from suite.errors import ConfigError
+
+LEADERBOARD_DIR = Path(__file__).resolve().parent.parent.parent / "leaderboards"
+TASK_KEYS = {"id", "lm_eval", "num_fewshot", "metric", "filter", "limit", "lower", "overrides"}
+SPEC_KEYS = {"name", "description", "comparable", "note", "tasks", "include_path"}
+
+
+@dataclass
+class TaskSpec:
+    id: str
+    lm_eval: list[str]
+    num_fewshot: int
+    metrics: list[str]
+    filter: str = "none"
+    limit: int | None = None
+    lower: float | dict | None = None
+    overrides: dict = field(default_factory=dict)
+
+    def lower_for(self, leaf: str) -> float | None:
+        if isinstance(self.lower, dict):
+            return self.lower.get(leaf)
+        return self.lower
+
+
+@dataclass
+class LeaderboardSpec:
+    name: str
+    description: str
+    comparable: bool
+    tasks: list[TaskSpec]
+    path: Path
+    note: str = ""
+    include_path: Path | None = None  # a folder of extra (local) lm-eval task YAMLs
+
+
+def list_leaderboards() -> list[str]:
+    return sorted(p.stem for p in LEADERBOARD_DIR.glob("*.yaml"))
+
+
+def _fail(path, key, message):
+    raise ConfigError(f"{path}: {key}: {message}")
+
+
+def _task(raw, index: int, path: Path) -> TaskSpec:
+    where = f"tasks[{index}]"
+    if not isinstance(raw, dict):
+        _fail(path, where, "expected a mapping")
+    unknown = sorted(set(raw) - TASK_KEYS)
+    if unknown:
+        _fail(path, f"{where}.{unknown[0]}", f"unknown key; known: {', '.join(sorted(TASK_KEYS))}")
+    for key in ("id", "lm_eval", "num_fewshot", "metric"):
+        if key not in raw:
+            _fail(path, f"{where}.{key}", "missing")
+    names = raw["lm_eval"] if isinstance(raw["lm_eval"], list) else [raw["lm_eval"]]
+    if not names or not all(isinstance(n, str) and n for n in names):
+        _fail(path, f"{where}.lm_eval", "expected a task name or a list of task names")
+    metrics = raw["metric"] if isinstance(raw["metric"], list) else [raw["metric"]]
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        _fail(path, f"{where}.metric", f"expected a metric name or a list of names, got {raw['metric']!r}")
+    shots = raw["num_fewshot"]
+    if not isinstance(shots, int) or isinstance(shots, bool) or shots < 0:
+        _fail(path, f"{where}.num_fewshot", f"expected an integer >= 0, got {shots!r}")
+    limit = raw.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
+        _fail(path, f"{where}.limit", f"expected a positive integer or null, got {limit!r}")
+    lower = raw.get("lower")
+    if lower is not None and not isinstance(lower, (int, float, dict)):
+        _fail(path, f"{where}.lower", f"expected a number or a mapping, got {lower!r}")
+    overrides = raw.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        _fail(path, f"{where}.overrides", "expected a mapping")
+    return TaskSpec(str(raw["id"]), names, shots, metrics, str(raw.get("filter", "none")), limit, lower, overrides)
+
+
+def load_leaderboard(name_or_path: str) -> LeaderboardSpec:
+    """A spec by name (``leaderboards/<name>.yaml``) or by path."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = LEADERBOARD_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"eval.leaderboard: unknown leaderboard {name_or_path!r}; available: "
+                              f"{', '.join(list_leaderboards())} (or a path to a spec YAML)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    unknown = sorted(set(raw) - SPEC_KEYS)
+    if unknown:
+        _fail(path, unknown[0], f"unknown key; known: {', '.join(sorted(SPEC_KEYS))}")
+    if not isinstance(raw.get("tasks"), list) or not raw["tasks"]:
+        _fail(path, "tasks", "expected a non-empty list")
+    if not isinstance(raw.get("comparable"), bool):
+        _fail(path, "comparable", "expected true or false")
+    tasks = [_task(t, i, path) for i, t in enumerate(raw["tasks"])]
+    ids = [t.id for t in tasks]
+    if len(set(ids)) != len(ids):
+        _fail(path, "tasks", f"duplicate task ids in {ids}")
+    include = raw.get("include_path")
+    return LeaderboardSpec(
+        name=str(raw.get("name", path.stem)),
+        description=str(raw.get("description", "")),
+        comparable=raw["comparable"],
+        tasks=tasks,
+        path=path,
+        note=str(raw.get("note", "")),
+        include_path=(path.parent / include).resolve() if include else None,
+    )
