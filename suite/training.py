@@ -158,12 +158,13 @@ class JsonlLogCallback(TrainerCallback):
 
 
 class NonFiniteLossCallback(TrainerCallback):
-    """Stops training on a NaN/inf loss so a diverged run is recorded as failed, never as a score."""
+    """Stops training on a NaN/inf loss or gradient norm so a diverged run is recorded as failed, never as a score."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise SuiteError(f"training diverged: loss is {loss} at step {state.global_step}")
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(value):
+                raise SuiteError(f"training diverged: {key} is {value} at step {state.global_step}")
 
 
 def _is_number(value) -> bool:
@@ -209,6 +210,7 @@ def train(
         data_seed=settings.seed,
         bf16=settings.bf16,
         logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN loss must be seen, not averaged away
         save_strategy="no",
         report_to=[],
         remove_unused_columns=False,

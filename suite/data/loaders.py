@@ -1,4 +1,5 @@
-"""Reading records: local JSON/JSONL files (TRL's column conventions) and the registered sources.
+"""Reading records: local JSON / JSONL files in TRL's column conventions, and the shared file readers
+and transcript parsing the registered sources use.
 
 Every malformed input raises one DataError naming the file, the 1-based row and the key.
 """
@@ -16,133 +17,165 @@ from suite.errors import DataError, SuiteError
 
 MIRROR_ENV = "ALIGNSUITE_DATA"
 
-# TRL's column conventions per feedback type: required columns, optional ones.
+# TRL's column conventions per feedback type: (required columns, optional columns).
 COLUMNS = {
     "pairwise": (("prompt", "chosen", "rejected"), ("chosen_score", "rejected_score")),
     "binary": (("prompt", "completion", "label"), ()),
     "scalar": (("prompt", "completion", "score"), ()),
     "sft": (("prompt", "completion"), ()),
 }
+PROMPT_ROLES = ("system", "user", "assistant")
 
 
 def mirror_root() -> Path | None:
-    """The local dataset mirror from ``ALIGNSUITE_DATA``, or None to use the hub."""
+    """The local dataset mirror named by ``ALIGNSUITE_DATA``, or None (unset or empty: use the hub)."""
     value = os.environ.get(MIRROR_ENV)
     if not value:
         return None
     root = Path(value)
     if not root.is_dir():
-        raise SuiteError(f"{MIRROR_ENV}={value}: not a directory")
+        raise SuiteError(f"{MIRROR_ENV}={value}: not a directory (unset it to use the hub)")
     return root
+
+
+# -- reading JSON rows ---------------------------------------------------------------------------
 
 
 def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
-def read_json_rows(path: Path) -> list[tuple[int, object]]:
-    """(row number, value) pairs from a .jsonl / .jsonl.gz (one object per line) or .json (a list) file."""
+def _read_jsonl(handle, path: Path) -> list[tuple[int, object]]:
+    rows = []
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue  # a trailing blank line is not a row
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: row {number}: invalid JSON at line {number}, column {exc.colno}: {exc.msg}") from None
+    return rows
+
+
+def _read_json_list(handle, path: Path) -> list[tuple[int, object]]:
+    try:
+        data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a .json dataset must be a list of objects, got a {type(data).__name__}")
+    return list(enumerate(data, start=1))
+
+
+def read_json_rows(path) -> list[tuple[int, object]]:
+    """(1-based row number, value) pairs from a ``.jsonl`` / ``.jsonl.gz`` file (one value per line; the
+    row number is the line number) or a ``.json`` / ``.json.gz`` file holding a list."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     name = path.name.removesuffix(".gz")
+    if name.endswith(".jsonl"):
+        reader = _read_jsonl
+    elif name.endswith(".json"):
+        reader = _read_json_list
+    else:
+        raise DataError(f"{path}: unsupported file type; use .jsonl, .jsonl.gz or .json")
     try:
         with _open_text(path) as handle:
-            if name.endswith(".jsonl"):
-                rows = []
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rows.append((number, json.loads(line)))
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"{path}: row {number}: invalid JSON: {exc.msg}") from None
-            elif name.endswith(".json"):
-                try:
-                    data = json.load(handle)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-                if not isinstance(data, list):
-                    raise DataError(f"{path}: a .json dataset must be a list of objects, got {type(data).__name__}")
-                rows = list(enumerate(data, start=1))
-            else:
-                raise DataError(f"{path}: unsupported file type; use .jsonl, .jsonl.gz or .json")
+            rows = reader(handle, path)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except (OSError, EOFError) as exc:  # e.g. a truncated gzip stream
+    except (OSError, EOFError) as exc:  # unreadable, or a truncated / non-gzip .gz stream
         raise DataError(f"{path}: cannot read: {exc}") from None
     if not rows:
-        raise DataError(f"{path}: no rows")
+        raise DataError(f"{path}: empty file (no rows)")
     return rows
+
+
+# -- validating one row --------------------------------------------------------------------------
 
 
 def _where(path, row, key=None) -> str:
     return f"{path}: row {row}" + (f", key {key!r}" if key else "")
 
 
-def _text(value, path, row, key) -> str:
-    """A response: a string, or a chat-message list whose assistant turns are the text."""
+def _response_text(value, path, row, key) -> str:
+    """A response: a string, or (TRL conversational format) a list of assistant messages."""
     if isinstance(value, list):
         parts = []
-        for message in value:
+        for index, message in enumerate(value, start=1):
             if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-                raise DataError(f"{_where(path, row, key)}: chat messages must be objects with a string 'content'")
-            if message.get("role", "assistant") == "assistant":
-                parts.append(message["content"])
-        value = "".join(parts)
+                raise DataError(f"{_where(path, row, key)}: message {index} must be an object with a string 'content'")
+            role = message.get("role", "assistant")
+            if role != "assistant":
+                raise DataError(f"{_where(path, row, key)}: message {index} has role {role!r}; a response holds "
+                                "assistant messages only (the conversation so far belongs in 'prompt')")
+            parts.append(message["content"])
+        value = "\n\n".join(parts)
     if not isinstance(value, str):
-        raise DataError(f"{_where(path, row, key)}: expected a string or a list of chat messages, got {type(value).__name__}")
+        raise DataError(f"{_where(path, row, key)}: expected a string or a list of chat messages, "
+                        f"got {type(value).__name__}")
     if not value.strip():
         raise DataError(f"{_where(path, row, key)}: empty response")
     return value
 
 
 def _prompt(value, path, row):
-    if isinstance(value, list):
-        if not value:
-            raise DataError(f"{_where(path, row, 'prompt')}: empty prompt")
-        messages = []
-        for message in value:
-            if not (isinstance(message, dict) and isinstance(message.get("role"), str)
-                    and isinstance(message.get("content"), str)):
-                raise DataError(f"{_where(path, row, 'prompt')}: chat messages need string 'role' and 'content'")
-            messages.append({"role": message["role"], "content": message["content"]})
-        if not any(m["content"].strip() for m in messages):
-            raise DataError(f"{_where(path, row, 'prompt')}: empty prompt")
-        return messages
-    if not isinstance(value, str):
-        raise DataError(f"{_where(path, row, 'prompt')}: expected a string or a list of chat messages, got {type(value).__name__}")
-    if not value.strip():
-        raise DataError(f"{_where(path, row, 'prompt')}: empty prompt")
-    return value
+    """A prompt: a non-empty string, or a list of chat messages that ends with a user turn."""
+    where = _where(path, row, "prompt")
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataError(f"{where}: empty prompt")
+        return value
+    if not isinstance(value, list):
+        raise DataError(f"{where}: expected a string or a list of chat messages, got {type(value).__name__}")
+    if not value:
+        raise DataError(f"{where}: empty prompt (no messages)")
+    messages = []
+    for index, message in enumerate(value, start=1):
+        if not (isinstance(message, dict) and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)):
+            raise DataError(f"{where}: message {index} needs a string 'role' and 'content'")
+        if message["role"] not in PROMPT_ROLES:
+            raise DataError(f"{where}: message {index} has unknown role {message['role']!r}; "
+                            f"use {', '.join(PROMPT_ROLES)}")
+        messages.append({"role": message["role"], "content": message["content"]})
+    if messages[-1]["role"] != "user":
+        raise DataError(f"{where}: the last message must be the user turn being answered, "
+                        f"got role {messages[-1]['role']!r}")
+    if not messages[-1]["content"].strip():
+        raise DataError(f"{where}: empty prompt (the last user message is empty)")
+    return messages
 
 
 def _score(value, path, row, key) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DataError(f"{_where(path, row, key)}: expected a number, got {value!r}")
+        raise DataError(f"{_where(path, row, key)}: expected a number in [0, 1], got {value!r}")
     if not math.isfinite(value):
-        raise DataError(f"{_where(path, row, key)}: score is {value} (must be finite)")
+        raise DataError(f"{_where(path, row, key)}: score is {value} (must be a finite number in [0, 1])")
     if not 0.0 <= value <= 1.0:
         raise DataError(f"{_where(path, row, key)}: score {value} is outside [0, 1]")
     return float(value)
 
 
 def parse_record(obj, feedback: str, path, row):
-    """One validated record of ``feedback`` type from a JSON object."""
+    """One validated record of ``feedback`` type from a JSON object (TRL's column names)."""
     if not isinstance(obj, dict):
         raise DataError(f"{_where(path, row)}: expected a JSON object, got {type(obj).__name__}")
     required, optional = COLUMNS[feedback]
     for key in required:
-        if key not in obj or obj[key] is None:
-            raise DataError(f"{_where(path, row, key)}: missing field (a {feedback} record needs {', '.join(required)})")
+        if obj.get(key) is None:
+            raise DataError(f"{_where(path, row, key)}: missing field (a {feedback} record needs "
+                            f"{', '.join(required)})")
     prompt = _prompt(obj["prompt"], path, row)
     if feedback == "pairwise":
-        chosen, rejected = _text(obj["chosen"], path, row, "chosen"), _text(obj["rejected"], path, row, "rejected")
+        chosen = _response_text(obj["chosen"], path, row, "chosen")
+        rejected = _response_text(obj["rejected"], path, row, "rejected")
         if chosen == rejected:
-            raise DataError(f"{_where(path, row)}: chosen and rejected are identical")
-        scores = {k: _score(obj[k], path, row, k) for k in optional if obj.get(k) is not None}
+            raise DataError(f"{_where(path, row)}: chosen and rejected are identical (no preference)")
+        scores = {key: _score(obj[key], path, row, key) for key in optional if obj.get(key) is not None}
         return PairwiseRecord(prompt, chosen, rejected, scores.get("chosen_score"), scores.get("rejected_score"))
-    completion = _text(obj["completion"], path, row, "completion")
+    completion = _response_text(obj["completion"], path, row, "completion")
     if feedback == "binary":
         if not isinstance(obj["label"], bool):
             raise DataError(f"{_where(path, row, 'label')}: expected true or false, got {obj['label']!r}")
@@ -153,49 +186,61 @@ def parse_record(obj, feedback: str, path, row):
 
 
 def load_local(path, feedback: str) -> list:
-    """Records from a local file in TRL's column conventions for ``feedback``."""
+    """Validated records from a local ``.jsonl`` / ``.jsonl.gz`` / ``.json`` file in TRL's columns:
+    pairwise ``prompt, chosen, rejected [, chosen_score, rejected_score]``; binary ``prompt, completion,
+    label``; scalar ``prompt, completion, score``; sft ``prompt, completion``."""
     if feedback not in RECORD_TYPES:
         raise DataError(f"{path}: unknown format {feedback!r}; use one of {', '.join(RECORD_TYPES)}")
-    return [parse_record(obj, feedback, path, row) for row, obj in read_json_rows(Path(path))]
+    return [parse_record(obj, feedback, path, row) for row, obj in read_json_rows(path)]
 
 
-# -- registered sources --------------------------------------------------------------------------
+# -- HH-RLHF transcripts ---------------------------------------------------------------------------
 
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+TRANSCRIPT_ROLES = {HUMAN: "user", ASSISTANT: "assistant"}
 
 
 def split_hh_transcript(chosen: str, rejected: str):
     """Split two HH-RLHF transcripts into (chat-message prompt, chosen response, rejected response).
 
-    The shared prompt is everything up to and including the last ``\\n\\nAssistant:`` the two have in
-    common; its Human/Assistant turns become chat messages.
+    The shared prompt is everything up to and including the last ``\\n\\nAssistant:`` inside the
+    common prefix of the two; the responses are the rest, stripped. None when the two share no
+    ``\\n\\nAssistant:`` cue (nothing to split on).
     """
     common = 0
     limit = min(len(chosen), len(rejected))
     while common < limit and chosen[common] == rejected[common]:
         common += 1
-    cut = chosen.rfind(ASSISTANT, 0, common)  # the last assistant cue inside the shared prefix
+    cut = chosen.rfind(ASSISTANT, 0, common)  # the last assistant cue lying wholly in the shared prefix
     if cut == -1:
         return None
     boundary = cut + len(ASSISTANT)
-    prompt_text = chosen[:boundary]
-    return _hh_messages(prompt_text), chosen[boundary:].strip(), rejected[boundary:].strip()
+    return transcript_messages(chosen[:boundary]), chosen[boundary:].strip(), rejected[boundary:].strip()
 
 
-def _hh_messages(transcript: str) -> list[dict]:
-    messages = []
-    rest = transcript
-    while rest:
-        human, assistant = rest.find(HUMAN), rest.find(ASSISTANT)
-        starts = [(i, role, tag) for i, role, tag in ((human, "user", HUMAN), (assistant, "assistant", ASSISTANT)) if i != -1]
-        if not starts:
-            break
-        index, role, tag = min(starts)
-        rest = rest[index + len(tag):]
-        following = [i for i in (rest.find(HUMAN), rest.find(ASSISTANT)) if i != -1]
-        end = min(following) if following else len(rest)
-        content = rest[:end].strip()
-        if content or role == "user":
+def _next_cue(text: str, start: int) -> tuple[int, str | None]:
+    found = [(text.find(cue, start), cue) for cue in TRANSCRIPT_ROLES]
+    found = [(index, cue) for index, cue in found if index != -1]
+    return min(found) if found else (len(text), None)
+
+
+def transcript_messages(transcript: str) -> list[dict]:
+    """``\\n\\nHuman: … \\n\\nAssistant: …`` → chat messages.
+
+    The empty final assistant cue (the turn to be generated) is dropped. Consecutive turns of one
+    role (a few real transcripts have two ``Assistant:`` turns in a row) are merged, so the roles
+    alternate as chat templates expect.
+    """
+    messages: list[dict] = []
+    index, cue = _next_cue(transcript, 0)
+    while cue is not None:
+        start = index + len(cue)
+        index, following = _next_cue(transcript, start)
+        content = transcript[start:index].strip()
+        role = TRANSCRIPT_ROLES[cue]
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"] = "\n\n".join(p for p in (messages[-1]["content"], content) if p)
+        elif content or following is not None:
             messages.append({"role": role, "content": content})
-        rest = rest[end:]
+        cue = following
     return messages

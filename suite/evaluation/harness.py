@@ -23,6 +23,7 @@ from suite.errors import ConfigError
 from suite.evaluation.leaderboard import LeaderboardSpec, TaskSpec
 
 PREFIX = "alignsuite_"
+LOCAL_BUILDERS = {"json", "csv", "parquet", "text", "arrow"}
 
 
 @dataclass
@@ -62,6 +63,8 @@ def mirror_overrides(cfg: dict, num_fewshot: int, root: Path) -> tuple[dict | No
 
     Returns (None, [reason]) when the split the task evaluates is not mirrored.
     """
+    if (cfg.get("dataset_kwargs") or {}).get("data_files") or cfg.get("dataset_path") in LOCAL_BUILDERS:
+        return {}, []  # a task on local files already: nothing to swap
     folder = root / "hub" / str(cfg.get("dataset_path")) / (cfg.get("dataset_name") or "_default")
     split_keys = ("training_split", "validation_split", "test_split", "fewshot_split")
     wanted = {cfg.get(k) for k in split_keys} - {None}
