@@ -455,6 +455,23 @@ def settings_markdown(runs: list[RunRecord]) -> str:
     return "\n".join(lines)
 
 
+def deviations_markdown(runs: list[RunRecord]) -> str:
+    """Where evaluation departed from the leaderboard's own setup (e.g. few-shot from validation), per run."""
+    by_note: dict[str, list[str]] = {}
+    for run in runs:
+        if run.status == STATUS_COMPLETE and run.metrics:
+            for note in run.metrics.get("eval_deviations") or []:
+                by_note.setdefault(str(note), []).append(run.run_id)
+    if not by_note:
+        return "## Evaluation deviations\n\nNone recorded."
+    lines = ["## Evaluation deviations", ""]
+    total = sum(1 for run in runs if run.status == STATUS_COMPLETE)
+    for note, run_ids in sorted(by_note.items()):
+        scope = "all runs" if len(run_ids) == total else ", ".join(f"`{r}`" for r in run_ids)
+        lines.append(f"- {note} ({scope})")
+    return "\n".join(lines)
+
+
 def figures_markdown(paths: ReportPaths, report_dir: Path) -> str:
     lines = ["## Plots", ""]
     figures = [("Eval scores per method", paths.scores_png), ("Held-out implicit reward", paths.alignment_png),
@@ -474,7 +491,8 @@ def report_markdown(runs: list[RunRecord], board: Leaderboard, paths: ReportPath
     if has_several_seeds(board):
         sections += ["## Mean ± std over seeds", "Sample standard deviation (n − 1) across seeds.",
                      seed_table_markdown(board)]
-    sections += [failed_markdown(runs), settings_markdown(runs), figures_markdown(paths, report_dir)]
+    sections += [failed_markdown(runs), deviations_markdown(runs), settings_markdown(runs),
+                 figures_markdown(paths, report_dir)]
     return "\n\n".join(sections) + "\n"
 
 

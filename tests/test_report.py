@@ -278,3 +278,15 @@ def test_no_runs_is_an_error(tmp_path, make_runs_dir):
         (tmp_path / "runs").mkdir()
     with pytest.raises(SuiteError, match="no runs"):
         write_report(tmp_path)
+
+
+def test_evaluation_deviations_are_listed_with_their_runs(tmp_path):
+    runs_dir = tmp_path / "results" / "runs"
+    note = "arc/arc_challenge: few-shot examples drawn from 'validation': split 'train' is not mirrored"
+    for run_id, notes in (("base-a", [note]), ("dpo-s0-b", [note, "gsm8k: average not computed"])):
+        metrics = {"eval": {"arc": {"acc_norm": 0.3}}, "eval_average": 30.0, "alignment": {}, "train": {},
+                   "eval_deviations": notes}
+        write_run(runs_dir, run_id, run_id.split("-")[0], 0, "complete", metrics=metrics)
+    text = write_report(tmp_path / "results").markdown.read_text()
+    assert f"- {note} (all runs)" in text
+    assert "- gsm8k: average not computed (`dpo-s0-b`)" in text

@@ -1,4 +1,15 @@
-"""The data layer: load (registered source or local file) ► validate ► split held-out ► convert."""
+"""The data layer: load (registered source or local file) ► validate ► split held-out by prompt ► convert.
+
+``prepare_data`` is the one entry point the runner uses. Identical conditions across methods:
+
+* the held-out split is by prompt, on the native records, fixed by ``split_seed`` (not the run's seed),
+  so every feedback type made from one source holds out the same prompts;
+* scalar sources are paired once (seeded by ``split_seed``) and every target type is built from those
+  pairs, so a pairwise method and a binary or scalar one see the same responses: pairwise pair i is
+  binary / scalar records 2i (chosen) and 2i+1 (rejected), sft record i;
+* the run's ``seed`` shuffles the pairs (not single records) before ``train_max``, so one seed gives
+  every method the same examples.
+"""
 
 from __future__ import annotations
 
@@ -6,53 +17,88 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from suite.data.convert import convert, feedback_type, to_pairwise
+from suite.data.convert import can_convert, convert, feedback_type, impossible_conversion, to_pairwise
 from suite.data.loaders import load_local, mirror_root
 from suite.data.records import FEEDBACK_TYPES, PairwiseRecord, prompt_key
-from suite.data.registry import DATASETS, describe_datasets, get_dataset
-from suite.errors import ConfigError
+from suite.data.registry import DATASETS, DatasetSpec, describe_datasets, get_dataset
+from suite.errors import ConfigError, DataError
 
-__all__ = ["PreparedData", "prepare_data", "load_native", "heldout_split", "describe_datasets", "DATASETS",
-           "get_dataset", "mirror_root", "convert"]
+__all__ = [
+    "DATASETS", "DatasetSpec", "PreparedData", "convert", "describe_datasets", "get_dataset", "heldout_split",
+    "is_heldout", "load_local", "load_native", "mirror_root", "prepare_data",
+]
+
+PAIRABLE = ("pairwise", "scalar")  # sources that give preference pairs
 
 
 @dataclass
 class PreparedData:
-    dataset_id: str
-    feedback: str
-    train: list
-    heldout_pairs: list[PairwiseRecord]
+    dataset_id: str  # registry id or the local file path
+    feedback: str  # the target feedback type
+    train: list  # records of the target type, deterministic order given the seed
+    heldout_pairs: list[PairwiseRecord]  # empty when the source cannot give pairs
     stats: dict = field(default_factory=dict)
 
 
 def load_native(dataset) -> tuple[str, list, dict]:
-    """(dataset id, native records, stats) for a registered id or ``{path, format}``."""
+    """(dataset id, native records, stats) for a registered id or a local ``{path, format}``."""
     if isinstance(dataset, dict):
         unknown = sorted(set(dataset) - {"path", "format"})
         if unknown:
             raise ConfigError(f"dataset.{unknown[0]}: unknown key; a local dataset has path and format")
         path, fmt = dataset.get("path"), dataset.get("format")
-        if not isinstance(path, str) or not isinstance(fmt, str):
-            raise ConfigError("dataset: a local dataset needs string 'path' and 'format'")
+        if not isinstance(path, str) or not path or not isinstance(fmt, str):
+            raise ConfigError("dataset: a local dataset needs a string 'path' and 'format' "
+                              "(pairwise|binary|scalar|sft)")
         records = load_local(path, fmt)
         return path, records, {"origin": path, "rows": len(records), "skipped": 0}
     if not isinstance(dataset, str):
         raise ConfigError(f"dataset: expected a dataset id or {{path, format}}, got {dataset!r}")
     loaded = get_dataset(dataset).load_native()
-    return dataset, loaded.records, {"origin": loaded.origin, "rows": len(loaded.records), "skipped": loaded.skipped}
+    stats = {"origin": loaded.origin, "rows": len(loaded.records), "skipped": loaded.skipped}
+    return dataset, list(loaded.records), stats
 
 
 def is_heldout(prompt, fraction: float, split_seed: int) -> bool:
-    """A stable, seeded, per-prompt coin: all responses to one prompt land on the same side."""
+    """A stable, seeded coin per prompt (SHA-256, not ``hash()``): all of a prompt's responses land on
+    the same side, on every machine and in every process."""
     digest = hashlib.sha256(f"{split_seed}:{prompt_key(prompt)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
 def heldout_split(records: list, fraction: float, split_seed: int) -> tuple[list, list]:
+    """(train, held-out) records, split by prompt; order kept within each side."""
     train, heldout = [], []
     for record in records:
         (heldout if is_heldout(record.prompt, fraction, split_seed) else train).append(record)
     return train, heldout
+
+
+def _check_arguments(feedback, heldout_fraction, heldout_max, train_max) -> None:
+    if feedback not in FEEDBACK_TYPES:
+        raise ConfigError(f"unknown feedback type {feedback!r}; known: {', '.join(FEEDBACK_TYPES)}")
+    if isinstance(heldout_fraction, bool) or not isinstance(heldout_fraction, (int, float)) \
+            or not 0.0 <= heldout_fraction < 1.0:
+        raise ConfigError(f"data.heldout_fraction: expected a number in [0, 1), got {heldout_fraction!r}")
+    for key, value in (("heldout_max", heldout_max), ("train_max", train_max)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"data.{key}: expected a positive integer or null, got {value!r}")
+
+
+def _train_records(dataset_id: str, native: list, source: str, feedback: str, seed: int, split_seed: int):
+    """(training records of ``feedback`` type, number of shuffled units) from the training side."""
+    if source in PAIRABLE:
+        units = to_pairwise(native, split_seed)  # the one pairing every target type is built from
+    else:
+        units = list(native)
+    if not units:
+        raise ConfigError(f"dataset {dataset_id}: no {'pairs' if source in PAIRABLE else 'records'} left "
+                          "for training after the held-out split")
+    random.Random(seed).shuffle(units)  # whole pairs move, so pair i stays records 2i, 2i+1 after conversion
+    try:
+        return convert(units, feedback, split_seed), len(units)
+    except DataError as exc:
+        raise DataError(f"dataset {dataset_id}: {exc}") from None
 
 
 def prepare_data(
@@ -65,45 +111,49 @@ def prepare_data(
     train_max: int | None = None,
     split_seed: int = 1234,
 ) -> PreparedData:
-    """Training records of ``feedback`` type and held-out pairs, identical across methods for one source.
+    """Training records of ``feedback`` type and held-out preference pairs from one source.
 
-    The held-out split is by prompt and fixed by ``split_seed``; scalar sources are paired with
-    ``split_seed`` too, so a pairwise method and a binary or scalar one see the same responses. The run's
-    ``seed`` only orders the training units (pairs, or records for unpaired sources) before ``train_max``.
+    ``dataset`` is a registered id (see ``describe_datasets``) or ``{"path": FILE, "format": TYPE}``.
+    A prompt is held out iff its SHA-256 coin under ``split_seed`` falls below ``heldout_fraction``;
+    the split is made on the native records before any conversion. ``train_max`` keeps the first
+    records after the ``seed`` shuffle of whole pairs; ``heldout_max`` the first held-out pairs after a
+    ``split_seed`` shuffle.
     """
-    if feedback not in FEEDBACK_TYPES:
-        raise ConfigError(f"unknown feedback type {feedback!r}; known: {', '.join(FEEDBACK_TYPES)}")
-    dataset_id, records, stats = load_native(dataset)
-    source = feedback_type(records)
-    train_native, heldout_native = heldout_split(records, heldout_fraction, split_seed)
+    _check_arguments(feedback, heldout_fraction, heldout_max, train_max)
+    dataset_id, native, stats = load_native(dataset)
+    source = feedback_type(native)
+    if not can_convert(source, feedback):
+        raise ConfigError(f"dataset {dataset_id}: {impossible_conversion(source, feedback)}")
+    train_native, heldout_native = heldout_split(native, heldout_fraction, split_seed)
     if not train_native:
-        raise ConfigError(f"dataset {dataset_id}: no training records left after holding out {heldout_fraction:.0%} of prompts")
-
-    if source in ("pairwise", "scalar"):
-        units = to_pairwise(train_native, split_seed)
-        random.Random(seed).shuffle(units)
-        train = convert(units, feedback, split_seed) if units else []
-    else:
-        units = list(train_native)
-        random.Random(seed).shuffle(units)
-        train = convert(units, feedback, split_seed)
+        raise ConfigError(f"dataset {dataset_id}: no training records left after holding out "
+                          f"{heldout_fraction:.0%} of the prompts")
+    train, units = _train_records(dataset_id, train_native, source, feedback, seed, split_seed)
+    converted = len(train)
     if train_max is not None:
         train = train[:train_max]
     if not train:
-        raise ConfigError(f"dataset {dataset_id}: no {feedback} training records")
+        raise ConfigError(f"dataset {dataset_id}: no {feedback} training records (from {source} data)")
 
     heldout_pairs: list[PairwiseRecord] = []
-    if source in ("pairwise", "scalar") and heldout_native:
+    if source in PAIRABLE and heldout_native:
         heldout_pairs = to_pairwise(heldout_native, split_seed)
         random.Random(split_seed).shuffle(heldout_pairs)
-        if heldout_max is not None:
-            heldout_pairs = heldout_pairs[:heldout_max]
+        heldout_pairs = heldout_pairs[:heldout_max] if heldout_max is not None else heldout_pairs
+
     stats.update(
         source_feedback=source,
         feedback=feedback,
+        seed=seed,
+        split_seed=split_seed,
+        heldout_fraction=heldout_fraction,
+        train_native=len(train_native),
+        heldout_native=len(heldout_native),
+        train_prompts=len({prompt_key(r.prompt) for r in train_native}),
+        heldout_prompts=len({prompt_key(r.prompt) for r in heldout_native}),
+        train_units=units,
+        train_converted=converted,
         train_records=len(train),
         heldout_pairs=len(heldout_pairs),
-        heldout_prompts=len({prompt_key(r.prompt) for r in heldout_native}),
-        split_seed=split_seed,
     )
     return PreparedData(dataset_id, feedback, train, heldout_pairs, stats)

@@ -89,7 +89,7 @@ def binary_to_sft(records: list[BinaryRecord]) -> list[SFTRecord]:
 FROM_PAIRS = {"pairwise": list, "binary": pairwise_to_binary, "scalar": pairwise_to_scalar, "sft": pairwise_to_sft}
 
 
-def _impossible(source: str, target: str) -> ConfigError:
+def impossible_conversion(source: str, target: str) -> ConfigError:
     return ConfigError(f"a method that needs {target} feedback cannot be trained on a {source} dataset: "
                        f"{target} feedback cannot be made from {source} records")
 
@@ -101,7 +101,7 @@ def to_pairwise(records: list, seed: int) -> list[PairwiseRecord]:
         return list(records)
     if source == "scalar":
         return scalar_to_pairwise(records, seed)
-    raise _impossible(source, "pairwise")
+    raise impossible_conversion(source, "pairwise")
 
 
 def can_convert(source: str, target: str) -> bool:
@@ -118,7 +118,7 @@ def convert(records: list, target: str, seed: int = 0) -> list:
     if source == target:
         return list(records)
     if not can_convert(source, target):
-        raise _impossible(source, target)
+        raise impossible_conversion(source, target)
     if source == "binary":
         return binary_to_sft(records)
     return FROM_PAIRS[target](to_pairwise(records, seed))
