@@ -38,11 +38,31 @@ class PlannedRun:
         return self.method.feedback if self.method else "pairwise"
 
 
+def input_files_hash(config: ExperimentConfig) -> str:
+    """Hash of the files a run reads besides the code: the leaderboard spec and a local dataset file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    paths = []
+    if config.eval.leaderboard:
+        from suite.evaluation.leaderboard import LEADERBOARD_DIR
+
+        spec = Path(config.eval.leaderboard)
+        paths.append(spec if spec.is_file() else LEADERBOARD_DIR / f"{config.eval.leaderboard}.yaml")
+    if isinstance(config.dataset, dict):
+        paths.append(Path(str(config.dataset.get("path"))))
+    for path in paths:
+        digest.update(path.read_bytes() if path.is_file() else str(path).encode())
+    return digest.hexdigest()
+
+
 def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
     """Methods × seeds, plus the base model once; each run id is ``<method>-s<seed>-<hash>``."""
     shared = {
         "model": config.model,
         "dataset": config.dataset,
+        # content, not just names: editing a spec or a local data file makes new runs
+        "inputs_hash": input_files_hash(config),
         "data": dataclasses.asdict(config.data),
         "eval": dataclasses.asdict(config.eval),
         "max_length": config.train.max_length,
@@ -81,15 +101,12 @@ class Runner:
     # -- checks before anything is recorded ------------------------------------------------------
     def preflight(self, runs: list[PlannedRun]) -> None:
         """Load the data for every feedback type and the leaderboard spec: bad input fails here, before any run."""
-        from suite.data import prepare_data
-
         for feedback in sorted({run.feedback for run in runs}):
             self._prepare(feedback, self.config.seeds[0])
         if self.config.eval.leaderboard:
             from suite.evaluation import load_leaderboard
 
             self._leaderboard = load_leaderboard(self.config.eval.leaderboard)
-        del prepare_data
 
     def _prepare(self, feedback: str, seed: int):
         from suite.data import prepare_data

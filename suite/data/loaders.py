@@ -53,7 +53,8 @@ def _read_jsonl(handle, path: Path) -> list[tuple[int, object]]:
         try:
             rows.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: row {number}: invalid JSON at line {number}, column {exc.colno}: {exc.msg}") from None
+            raise DataError(f"{path}: row {number}: invalid JSON at line {number}, column {exc.colno}: "
+                            f"{exc.msg}") from None
     return rows
 
 
