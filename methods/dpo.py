@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from methods.common import pairwise_reward_metrics
+from methods.common import pairwise_reward_metrics, taxonomy
 from suite.registry import FeedbackBatch, Method, Paper, register
 
 DPO_PAPER = Paper("Direct Preference Optimization: Your Language Model is Secretly a Reward Model", "2305.18290")
@@ -37,21 +37,6 @@ def dpo_objective(batch: FeedbackBatch, hp: dict):
     return losses.mean(), pairwise_reward_metrics(chosen_rewards, rejected_rewards)
 
 
-PAIRWISE_IMPLICIT_TAGS = {
-    "reward": "implicit",
-    "reward-form": "preference",
-    "reward-level": "response",
-    "negative-only": "no",
-    "feedback-kind": "preference",
-    "feedback-arity": "pairwise",
-    "feedback-source": "any",
-    "reference": "reference-based",
-    "length-control": "no",
-    "divergence": "reverse-kl",
-    "policy": "off-policy",
-    "online": "offline",
-    "sft": "separate",
-}
 
 register(
     Method(
@@ -59,7 +44,7 @@ register(
         name="DPO",
         paper=DPO_PAPER,
         feedback="pairwise",
-        taxonomy=PAIRWISE_IMPLICIT_TAGS,
+        taxonomy=taxonomy(reward_form="preference"),
         needs_reference=True,
         # β = 0.1 is the DPO paper's default; lr 5e-6 as in UNA's comparison.
         defaults={"beta": 0.1, "learning_rate": 5e-6},

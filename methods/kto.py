@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from methods.common import unpaired_reward_metrics
+from methods.common import taxonomy, unpaired_reward_metrics
 from suite.registry import FeedbackBatch, Method, Paper, register
 
 
@@ -59,21 +59,7 @@ register(
         name="KTO",
         paper=Paper("KTO: Model Alignment as Prospect Theoretic Optimization", "2402.01306"),
         feedback="binary",
-        taxonomy={
-            "reward": "implicit",
-            "reward-form": "pointwise",
-            "reward-level": "response",
-            "negative-only": "no",
-            "feedback-kind": "binary",
-            "feedback-arity": "pointwise",
-            "feedback-source": "any",
-            "reference": "reference-based",
-            "length-control": "no",
-            "divergence": "reverse-kl",
-            "policy": "off-policy",
-            "online": "offline",
-            "sft": "separate",
-        },
+        taxonomy=taxonomy(feedback_kind="binary", feedback_arity="pointwise"),
         needs_reference=True,
         # UNA's comparison setting: β = 0.03, lr 5e-6, λ_D = λ_U = 1 (PAPERS.md §1).
         defaults={"beta": 0.03, "learning_rate": 5e-6, "desirable_weight": 1.0, "undesirable_weight": 1.0},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from methods.common import taxonomy
 from suite.registry import FeedbackBatch, Method, Paper, register
 
 
@@ -28,21 +29,11 @@ register(
         name="SFT",
         paper=Paper("Training language models to follow instructions with human feedback", "2203.02155"),
         feedback="sft",
-        taxonomy={
-            "reward": "explicit",
-            "reward-form": "pointwise",
-            "reward-level": "token",
-            "negative-only": "no",
-            "feedback-kind": "preference",
-            "feedback-arity": "pointwise",
-            "feedback-source": "human",
-            "reference": "reference-free",
-            "length-control": "no",
-            "divergence": "none",
-            "policy": "off-policy",
-            "online": "offline",
-            "sft": "separate",
-        },
+        taxonomy=taxonomy(
+            reward="explicit", reward_level="token", feedback_kind="demonstration", feedback_arity="pointwise",
+            feedback_source="human",
+            reference="reference-free", divergence="none",
+        ),
         needs_reference=False,
         defaults={"learning_rate": 5e-6},
         objective=sft_objective,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from methods.common import unpaired_reward_metrics
+from methods.common import taxonomy, unpaired_reward_metrics
 from suite.registry import FeedbackBatch, Method, Paper, register
 
 UNA_PAPER = Paper(
@@ -81,60 +81,27 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.corrcoef(torch.stack([a, b.to(a.dtype)]))[0, 1]
 
 
-def _tags(feedback_kind: str) -> dict:
-    return {
-        "reward": "implicit",
-        "reward-form": "pointwise",
-        "reward-level": "response",
-        "negative-only": "no",
-        "feedback-kind": feedback_kind,
-        "feedback-arity": "pointwise",
-        "feedback-source": "any",
-        "reference": "reference-based",
-        "length-control": "no",
-        "divergence": "reverse-kl",
-        "policy": "off-policy",
-        "online": "offline",
-        "sft": "separate",
-    }
+# (id, name, feedback, objective, β, lr, description) — β and lr from the paper's Mistral-7B runs.
+UNA_VARIANTS = (
+    ("una-binary-mse", "UNA-binary (MSE)", "binary", _binary_mse_objective, 0.01, 5e-6,
+     "Squared error between σ(β·Δ) and the desirable/undesirable label."),
+    ("una-binary-bce", "UNA-binary (BCE)", "binary", _binary_bce_objective, 0.01, 5e-6,
+     "Cross-entropy between σ(β·Δ) and the desirable/undesirable label."),
+    ("una-score-mse", "UNA-score (MSE)", "scalar", _score_mse_objective, 0.03, 3e-5,
+     "Squared error between σ(β·Δ) and a score normalised to [0, 1]."),
+)
 
-
-register(
-    Method(
-        id="una-binary-mse",
-        name="UNA-binary (MSE)",
-        paper=UNA_PAPER,
-        feedback="binary",
-        taxonomy=_tags("binary"),
-        needs_reference=True,
-        defaults={"beta": 0.01, "learning_rate": 5e-6},
-        objective=_binary_mse_objective,
-        description="Squared error between σ(β·Δ) and the desirable/undesirable label.",
+for method_id, name, feedback, objective, beta, learning_rate, description in UNA_VARIANTS:
+    register(
+        Method(
+            id=method_id,
+            name=name,
+            paper=UNA_PAPER,
+            feedback=feedback,
+            taxonomy=taxonomy(feedback_kind=feedback, feedback_arity="pointwise"),
+            needs_reference=True,
+            defaults={"beta": beta, "learning_rate": learning_rate},
+            objective=objective,
+            description=description,
+        )
     )
-)
-register(
-    Method(
-        id="una-binary-bce",
-        name="UNA-binary (BCE)",
-        paper=UNA_PAPER,
-        feedback="binary",
-        taxonomy=_tags("binary"),
-        needs_reference=True,
-        defaults={"beta": 0.01, "learning_rate": 5e-6},
-        objective=_binary_bce_objective,
-        description="Cross-entropy between σ(β·Δ) and the desirable/undesirable label.",
-    )
-)
-register(
-    Method(
-        id="una-score-mse",
-        name="UNA-score (MSE)",
-        paper=UNA_PAPER,
-        feedback="scalar",
-        taxonomy=_tags("scalar"),
-        needs_reference=True,
-        defaults={"beta": 0.03, "learning_rate": 3e-5},
-        objective=_score_mse_objective,
-        description="Squared error between σ(β·Δ) and a score normalised to [0, 1].",
-    )
-)

@@ -20,7 +20,7 @@ TAXONOMY = (
     ("reward model", "reward-form", ("pointwise", "preference")),
     ("reward model", "reward-level", ("response", "token")),
     ("reward model", "negative-only", ("yes", "no")),
-    ("feedback", "feedback-kind", ("preference", "binary", "scalar")),
+    ("feedback", "feedback-kind", ("preference", "binary", "scalar", "demonstration")),
     ("feedback", "feedback-arity", ("pairwise", "listwise", "pointwise")),
     ("feedback", "feedback-source", ("human", "ai", "any")),
     ("rl", "reference", ("reference-based", "reference-free")),
