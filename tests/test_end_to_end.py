@@ -107,3 +107,19 @@ def test_bad_input_fails_before_any_run(tmp_path, experiment, capsys):
     assert not (out / "runs").exists()
     assert main(["run", str(experiment), "--out", str(out), "--set", "methods=[nope]"]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_recipe_on_smollm2_with_a_small_budget(tmp_path, mirror):
+    """The real embedded model and real data through the demo recipe, cut to two DPO steps."""
+    out = tmp_path / "results"
+    code = main(["run", "reports/recipes/demo.yaml", "--out", str(out), "--set", "methods=[dpo]",
+                 "--set", "train.max_steps=2", "--set", "eval.alignment_pairs=8", "--set", "eval.limit=2",
+                 "--set", "eval.generation_prompts=2", "--set", "eval.max_new_tokens=8"])
+    assert code == 0
+    runs = manifests(out)
+    assert sorted(m["method"] for m in runs.values()) == ["base", "dpo"]
+    dpo = next(r for r, m in runs.items() if m["method"] == "dpo")
+    metrics = json.loads((out / "runs" / dpo / "metrics.json").read_text())
+    assert metrics["train"]["steps"] == 2 and set(metrics["eval"]) >= {"arc", "hellaswag", "mmlu"}
+    assert metrics["data"]["origin"].endswith("weighted_alpaca_eval_gpt4_turbo.jsonl.gz")
