@@ -44,19 +44,31 @@ class Paper:
 
 @dataclass
 class FeedbackBatch:
-    """What a method's objective sees for one batch; tensors are per sequence, shape [N].
+    """What a method's objective sees for one batch.
 
-    Pairwise batches hold the B chosen sequences first, then the B rejected ones (one forward pass).
-    ``mismatched_*`` are KTO's KL-estimate sequences (prompt i with completion i+1), when requested.
+    Per-sequence tensors have shape [N]. Examples with K sequences (pairwise K = 2: chosen, rejected;
+    listwise: K responses best first) are laid out in K blocks of B: sequence k of every example, then
+    sequence k+1, … — so a pair or a list is scored in one forward pass. ``mismatched_*`` are KTO's
+    KL-estimate sequences (prompt i with completion i+1), when requested.
+
+    Per-token tensors have shape [N, T]: ``token_logps`` holds log π(y_t | x, y_<t) on response
+    positions and 0 elsewhere; ``token_mask`` marks the response positions. ``sequence_kl`` (TDPO) is
+    Σ_t KL(π_ref(·|x, y_<t) ‖ π_θ(·|x, y_<t)) per sequence, ``values`` (DRO) a learned V(x) per sequence.
+    ``state`` is a dict kept by the trainer across steps, for methods with running statistics (β-DPO).
     """
 
     policy_logps: torch.Tensor
     lengths: torch.Tensor
     reference_logps: torch.Tensor | None = None
     labels: torch.Tensor | None = None
-    scores: torch.Tensor | None = None
+    scores: torch.Tensor | None = None  # [B] scalar feedback, or [B, K] for listwise (descending)
     mismatched_policy_logps: torch.Tensor | None = None
     mismatched_reference_logps: torch.Tensor | None = None
+    token_logps: torch.Tensor | None = None
+    token_mask: torch.Tensor | None = None
+    sequence_kl: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    state: dict = field(default_factory=dict)
 
     def pairwise(self):
         """(policy_chosen, policy_rejected, reference_chosen, reference_rejected) log-probs."""
@@ -73,6 +85,24 @@ class FeedbackBatch:
         half = self.lengths.shape[0] // 2
         return self.lengths[:half], self.lengths[half:]
 
+    def pairwise_mean_logps(self):
+        """Length-averaged log-probs ℓ(y)/|y| of (chosen, rejected): SimPO, ORPO, IPO-normalised."""
+        chosen, rejected, _, _ = self.pairwise()
+        chosen_lengths, rejected_lengths = self.pairwise_lengths()
+        return chosen / chosen_lengths.clamp(min=1), rejected / rejected_lengths.clamp(min=1)
+
+    def blocks(self, values: torch.Tensor | None, k: int) -> torch.Tensor | None:
+        """A per-sequence tensor [K·B, ...] as [B, K, ...]: row = example, column = its k-th sequence."""
+        if values is None:
+            return None
+        return values.reshape(k, values.shape[0] // k, *values.shape[1:]).transpose(0, 1)
+
+    def listwise(self):
+        """(policy, reference, lengths), each [B, K] with column 0 the best response (K from ``scores``)."""
+        k = self.scores.shape[-1]
+        return (self.blocks(self.policy_logps, k), self.blocks(self.reference_logps, k),
+                self.blocks(self.lengths, k))
+
 
 Objective = Callable[[FeedbackBatch, dict], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
 
@@ -82,13 +112,19 @@ class Method:
     id: str
     name: str
     paper: Paper
-    feedback: str  # the record type it trains on: pairwise | binary | scalar | sft
+    feedback: str  # the record type it trains on: pairwise | binary | scalar | sft | listwise
     taxonomy: dict  # direction -> value, see TAXONOMY
     needs_reference: bool
     defaults: dict  # hyper-parameters with the paper's values (beta, learning_rate, ...)
     objective: Objective
     description: str = ""
-    extra_inputs: frozenset = field(default_factory=frozenset)  # e.g. {"mismatched_pairs"} for KTO
+    # What the trainer must add to the batch beyond log-probs, lengths and per-token log-probs:
+    # "mismatched_pairs" (KTO's KL estimate), "sequence_kl" (TDPO: needs the reference distribution at
+    # every position, so the reference model is run live), "values" (DRO: a value head V(x) is trained).
+    extra_inputs: frozenset = field(default_factory=frozenset)
+    # Multi-stage methods (sDPO): the data is split into ``hyperparameters["stages"]`` chunks trained in
+    # turn, each stage's reference and initialisation being the previous stage's model.
+    staged: bool = False
 
     def hyperparameters(self, overrides: dict | None = None) -> dict:
         """The paper's defaults with overrides applied; unknown keys are a config error."""

@@ -12,7 +12,7 @@ from typing import Union
 Message = dict
 Prompt = Union[str, list]  # str or list[Message]
 
-FEEDBACK_TYPES = ("pairwise", "binary", "scalar", "sft")
+FEEDBACK_TYPES = ("pairwise", "binary", "scalar", "sft", "listwise")
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,21 @@ class SFTRecord:
     completion: str
 
 
+@dataclass(frozen=True)
+class ListwiseRecord:
+    """A ranking of several responses to one prompt, best first; ``scores`` descending, one per response."""
+
+    prompt: Prompt
+    responses: tuple[str, ...]
+    scores: tuple[float, ...]
+
+
 RECORD_TYPES = {
     "pairwise": PairwiseRecord,
     "binary": BinaryRecord,
     "scalar": ScalarRecord,
     "sft": SFTRecord,
+    "listwise": ListwiseRecord,
 }
 
 
