@@ -52,3 +52,21 @@ register(
         description="Logistic regression of the implicit reward margin on pairwise preferences.",
     )
 )
+
+
+register(
+    Method(
+        id="sdpo",
+        name="sDPO",
+        paper=Paper("sDPO: Don't Use Your Data All at Once", "2403.19270"),
+        feedback="pairwise",
+        taxonomy=taxonomy(reward_form="preference"),
+        needs_reference=True,
+        # Two stages as in the paper (its two preference sets in turn); β and lr as DPO's defaults.
+        defaults={"beta": 0.1, "learning_rate": 5e-6, "stages": 2},
+        objective=dpo_objective,
+        description="DPO on the data in consecutive chunks; each stage's reference and start is the previous stage's model.",
+        staged=True,
+    )
+)
+

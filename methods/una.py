@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import taxonomy, unpaired_reward_metrics
+from methods.dpo import dpo_objective
 from suite.registry import FeedbackBatch, Method, Paper, register
 
 UNA_PAPER = Paper(
@@ -105,3 +106,19 @@ for method_id, name, feedback, objective, beta, learning_rate, description in UN
             description=description,
         )
     )
+
+# UNA on pairwise feedback is DPO (the paper's "DPO (UNA-pairwise)" rows), with UNA's β = 0.03.
+register(
+    Method(
+        id="una-pairwise",
+        name="UNA-pairwise (DPO)",
+        paper=UNA_PAPER,
+        feedback="pairwise",
+        taxonomy=taxonomy(reward_form="preference"),
+        needs_reference=True,
+        defaults={"beta": 0.03, "learning_rate": 5e-6},
+        objective=dpo_objective,
+        description="UNA's pairwise case: −log σ(β·h), identical to DPO, with the UNA paper's hyper-parameters.",
+    )
+)
+

@@ -169,9 +169,8 @@ class Runner:
         from transformers import set_seed
 
         from suite.alignment import alignment_metrics
-        from suite.models import add_lora, cache_root, load_model, model_fingerprint
+        from suite.models import cache_root, load_model, model_fingerprint
         from suite.reference import ReferenceCache
-        from suite.training import TrainSettings, attach_reference_logps, build_examples, train
 
         cfg, run_dir = self.config, self.store.run_dir(run.run_id)
         timings: dict[str, float] = {}
@@ -194,38 +193,7 @@ class Runner:
 
         train_summary = None
         if run.method is not None:
-            started = time.perf_counter()
-            examples = build_examples(
-                data.train, tokenizer, cfg.train.max_length, "mismatched_pairs" in run.method.extra_inputs
-            )
-            if run.method.needs_reference:
-                attach_reference_logps(examples, cache, model, tokenizer.pad_token_id, cfg.train.reference_batch_size)
-            timings["reference_s"] = time.perf_counter() - started
-            _log(f"{run.run_id}: training {run.method.id} on {len(examples)} {run.feedback} examples "
-                 f"(reference cache: {cache.hits} hits, {cache.computed} computed)")
-            if cfg.train.lora is not None:
-                model = add_lora(model, cfg.train.lora)
-            settings = TrainSettings(
-                max_steps=cfg.train.max_steps,
-                per_device_batch_size=cfg.train.per_device_batch_size,
-                gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
-                learning_rate=float(run.hyperparameters["learning_rate"]),
-                lr_scheduler=cfg.train.lr_scheduler,
-                warmup_ratio=cfg.train.warmup_ratio,
-                weight_decay=cfg.train.weight_decay,
-                max_grad_norm=cfg.train.max_grad_norm,
-                seed=run.seed,
-                bf16=cfg.train.bf16,
-            )
-            started = time.perf_counter()
-            train_summary = train(model, tokenizer, run.method, run.hyperparameters, examples, settings, run_dir)
-            train_summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
-            timings["train_s"] = time.perf_counter() - started
-            if cfg.train.save_model:
-                model.save_pretrained(run_dir / "model", safe_serialization=True)
-                tokenizer.save_pretrained(run_dir / "model")
-            if cfg.train.lora is not None:
-                model = model.merge_and_unload()  # plain weights for evaluation
+            model, train_summary = self._train(run, model, tokenizer, data.train, timings)
         model.eval()
 
         started = time.perf_counter()
@@ -254,6 +222,82 @@ class Runner:
         _log(f"{run.run_id}: done in {sum(timings.values()):.0f}s — average {metrics['eval_average']}, "
              f"held-out reward accuracy {alignment.get('reward_accuracy')}")
         return metrics, raw
+
+    def _train(self, run: PlannedRun, model, tokenizer, records: list, timings: dict):
+        """Train ``run.method`` on ``records``; returns (merged model, train summary).
+
+        A staged method trains on consecutive chunks of the data, one per stage, each stage starting
+        from — and using as its reference — the model the previous stage produced (the base for stage 1).
+        """
+        from suite.models import add_lora, cache_root, model_fingerprint
+        from suite.reference import ReferenceCache
+        from suite.training import TrainSettings, attach_reference_logps, build_examples, train
+
+        cfg, method, run_dir = self.config, run.method, self.store.run_dir(run.run_id)
+        stages = int(run.hyperparameters["stages"]) if method.staged else 1
+        if stages < 1 or stages > cfg.train.max_steps or stages > len(records):
+            raise SuiteError(f"{method.id}: stages={stages} must be between 1 and min(max_steps, training records)")
+        summaries = []
+        for stage in range(stages):
+            chunk = records[stage * len(records) // stages : (stage + 1) * len(records) // stages]
+            steps = cfg.train.max_steps // stages + (1 if stage < cfg.train.max_steps % stages else 0)
+            started = time.perf_counter()
+            examples = build_examples(chunk, tokenizer, cfg.train.max_length, "mismatched_pairs" in method.extra_inputs)
+            cache = None
+            if method.needs_reference:
+                fingerprint = self._fingerprints[cfg.model] if stage == 0 else model_fingerprint(model)
+                cache = ReferenceCache(cache_root() / "reference_logps", fingerprint)
+                attach_reference_logps(examples, cache, model, tokenizer.pad_token_id, cfg.train.reference_batch_size)
+            timings["reference_s"] = timings.get("reference_s", 0.0) + time.perf_counter() - started
+            where = f" (stage {stage + 1}/{stages})" if stages > 1 else ""
+            cache_note = f" (reference cache: {cache.hits} hits, {cache.computed} computed)" if cache else ""
+            _log(f"{run.run_id}: training {method.id}{where} on {len(examples)} {run.feedback} examples{cache_note}")
+            if cfg.train.lora is not None:
+                model = add_lora(model, cfg.train.lora)
+            settings = TrainSettings(
+                max_steps=steps,
+                per_device_batch_size=cfg.train.per_device_batch_size,
+                gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+                learning_rate=float(run.hyperparameters["learning_rate"]),
+                lr_scheduler=cfg.train.lr_scheduler,
+                warmup_ratio=cfg.train.warmup_ratio,
+                weight_decay=cfg.train.weight_decay,
+                max_grad_norm=cfg.train.max_grad_norm,
+                seed=run.seed,
+                bf16=cfg.train.bf16,
+            )
+            started = time.perf_counter()
+            summary = train(model, tokenizer, method, run.hyperparameters, examples, settings, run_dir,
+                            stage=stage + 1 if stages > 1 else None)
+            if cache is not None:
+                summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
+            timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - started
+            summaries.append(summary)
+            if cfg.train.lora is not None and stage + 1 < stages:
+                model = model.merge_and_unload()  # the next stage's base and reference
+        if cfg.train.lora is not None and stages > 1:
+            model = model.merge_and_unload()  # a staged run's result is the merged model, not its last adapter
+        if cfg.train.save_model:
+            model.save_pretrained(run_dir / "model", safe_serialization=True)
+            tokenizer.save_pretrained(run_dir / "model")
+        if cfg.train.lora is not None and stages == 1:
+            model = model.merge_and_unload()  # plain weights for evaluation
+        return model, _combine_stage_summaries(summaries)
+
+
+def _combine_stage_summaries(summaries: list[dict]) -> dict:
+    """One train summary for the run; a staged run also keeps its per-stage summaries."""
+    if len(summaries) == 1:
+        return summaries[0]
+    combined = dict(summaries[-1])
+    combined.update(
+        steps=sum(s["steps"] for s in summaries),
+        runtime_s=sum(s["runtime_s"] or 0.0 for s in summaries),
+        examples=sum(s["examples"] for s in summaries),
+        mean_loss=sum(s["mean_loss"] * s["steps"] for s in summaries) / max(1, sum(s["steps"] for s in summaries)),
+        stages=summaries,
+    )
+    return combined
 
 
 @dataclass

@@ -76,20 +76,38 @@ def pad_sequences(sequences: list[EncodedSequence], pad_token_id: int) -> dict[s
     return {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask}
 
 
-def sequence_logps(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Σ response-token log-probs, response length) per sequence, in one forward pass.
+def forward_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs):
+    """The model's outputs with ``logits`` cut to predict tokens 1..T−1 (position t scores token t+1)."""
+    outputs = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
+    outputs.logits = outputs.logits[:, :-1].float()
+    return outputs
+
+
+def token_logps(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor):
+    """(per-token log-probs of the response tokens, 0 elsewhere; their mask), each [N, T−1].
 
     log p(token) = logit[token] − logsumexp(logits): avoids materialising a second vocab-sized tensor.
     """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
-    targets = input_ids[:, 1:]
-    mask = response_mask[:, 1:]
-    logits = logits.float()
-    token_logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    token_logps = token_logps * mask
-    return token_logps.sum(-1), mask.sum(-1)
+    targets, mask = input_ids[:, 1:], response_mask[:, 1:]
+    logps = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return logps * mask, mask
+
+
+def sequence_logps(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ response-token log-probs, response length) per sequence, in one forward pass."""
+    logits = forward_logits(model, input_ids, attention_mask).logits
+    per_token, mask = token_logps(logits, input_ids, response_mask)
+    return per_token.sum(-1), mask.sum(-1)
+
+
+def sequence_kl(reference_logits: torch.Tensor, policy_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Σ_t KL(π_ref(·|x, y_<t) ‖ π_θ(·|x, y_<t)) over response positions: TDPO's sequential KL, per sequence."""
+    reference = torch.log_softmax(reference_logits, dim=-1)
+    policy = torch.log_softmax(policy_logits, dim=-1)
+    per_position = (reference.exp() * (reference - policy)).sum(-1)
+    return (per_position * mask).sum(-1)
 
 
 @torch.no_grad()

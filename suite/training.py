@@ -7,6 +7,7 @@ one forward pass. Reference log-probs come from the on-disk cache, never from a 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import defaultdict
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from suite.data.records import BinaryRecord, PairwiseRecord, ScalarRecord, SFTRecord
+from suite.data.records import BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord
 from suite.errors import SuiteError
 from suite.reference import ReferenceCache
 from suite.registry import FeedbackBatch, Method
@@ -24,9 +25,11 @@ from suite.sequences import EncodedSequence, encode_sequence, pad_sequences
 
 
 def _sequences_of(record, tokenizer, max_length: int) -> list[EncodedSequence]:
-    """The sequences a record contributes, in a fixed order (pairwise: chosen, rejected)."""
+    """The sequences a record contributes, in a fixed order (pairwise: chosen, rejected; listwise: best first)."""
     if isinstance(record, PairwiseRecord):
         responses = [record.chosen, record.rejected]
+    elif isinstance(record, ListwiseRecord):
+        responses = list(record.responses)
     elif isinstance(record, (BinaryRecord, ScalarRecord, SFTRecord)):
         responses = [record.completion]
     else:
@@ -47,6 +50,8 @@ def build_examples(records: list, tokenizer, max_length: int, mismatched_pairs: 
             example["label"] = float(record.label)
         if isinstance(record, ScalarRecord):
             example["score"] = float(record.score)
+        if isinstance(record, ListwiseRecord):
+            example["score"] = [float(score) for score in record.scores]
         if mismatched_pairs:
             other = records[(index + 1) % len(records)]
             example["mismatched"] = [encode_sequence(tokenizer, record.prompt, other.completion, max_length)]
@@ -86,7 +91,7 @@ class FeedbackCollator:
             batch["mismatched_reference_logps"] = torch.tensor(
                 [ex["mismatched_reference_logps"][0] for ex in examples], dtype=torch.float32
             )
-        for key, out in (("label", "labels"), ("score", "scores")):
+        for key, out in (("label", "labels"), ("score", "scores")):  # listwise scores: [B, K]
             if key in examples[0]:
                 batch[out] = torch.tensor([ex[key] for ex in examples], dtype=torch.float32)
         return batch
@@ -103,21 +108,84 @@ class _ListDataset(torch.utils.data.Dataset):
         return self.items[index]
 
 
+class LiveReference:
+    """The reference policy run next to the policy, for methods that need its whole next-token
+    distribution (TDPO's sequential KL), which a log-prob cache cannot hold.
+
+    With a LoRA adapter the reference is the same network with the adapter disabled (no second copy);
+    with full fine-tuning it is a frozen copy taken before training.
+    """
+
+    def __init__(self, model):
+        from peft import PeftModel
+
+        self._frozen = None if isinstance(model, PeftModel) else copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def logits(self, model, input_ids, attention_mask) -> torch.Tensor:
+        from suite.sequences import forward_logits
+
+        if self._frozen is not None:
+            return forward_logits(self._frozen, input_ids, attention_mask).logits
+        with model.disable_adapter():
+            return forward_logits(model, input_ids, attention_mask).logits
+
+
+class ValueHead(torch.nn.Module):
+    """V(x) for DRO: a linear read-out of the final hidden state at the prompt's last token.
+
+    The hidden state is detached, so fitting the value never moves the policy — the value is its own
+    learner, as in DRO where policy and value are separate. Starts at V = 0.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(hidden_size, 1)
+        torch.nn.init.zeros_(self.linear.weight)
+        torch.nn.init.zeros_(self.linear.bias)
+
+    def forward(self, hidden_states: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+        last_prompt = response_mask.long().argmax(dim=-1).clamp(min=1) - 1
+        rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+        return self.linear(hidden_states[rows, last_prompt].detach().float()).squeeze(-1)
+
+
 class AlignmentTrainer(Trainer):
-    """A Trainer whose loss is ``method.objective`` on per-sequence log-probs."""
+    """A Trainer whose loss is ``method.objective`` on per-sequence (and per-token) log-probs.
+
+    The method's ``extra_inputs`` decide the extra work per step: a live reference forward pass for
+    ``sequence_kl``, a value head for ``values``. ``state`` persists across steps for the objective.
+    """
 
     def __init__(self, *args, method: Method, hyperparameters: dict, **kwargs):
         super().__init__(*args, **kwargs)
         self.method = method
         self.hyperparameters = hyperparameters
+        self.state_for_method: dict = {}
         self._stored = defaultdict(list)
         # Our objective returns a batch mean: let the Trainer divide by accumulation steps.
         self.model_accepts_loss_kwargs = False
+        self.live_reference = LiveReference(self.model) if "sequence_kl" in method.extra_inputs else None
+        self.value_head = None
+        if "values" in method.extra_inputs:
+            self.value_head = ValueHead(self.model.config.hidden_size).to(self.args.device)
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        head = [] if self.value_head is None else list(self.value_head.parameters())
+        present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if head and id(head[0]) not in present:  # before the scheduler is built, so it schedules this group too
+            lr = float(self.hyperparameters.get("value_learning_rate", self.args.learning_rate))
+            optimizer.add_param_group({"params": head, "weight_decay": 0.0, "lr": lr})
+        return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        from suite.sequences import sequence_logps
+        from suite.sequences import forward_logits, sequence_kl, token_logps
 
-        logps, lengths = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"])
+        input_ids, attention_mask, response_mask = inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"]
+        outputs = forward_logits(model, input_ids, attention_mask, output_hidden_states=self.value_head is not None)
+        per_token, mask = token_logps(outputs.logits, input_ids, response_mask)
+        logps, lengths = per_token.sum(-1), mask.sum(-1)
         n = int(inputs["num_main"])
         batch = FeedbackBatch(
             policy_logps=logps[:n],
@@ -127,7 +195,15 @@ class AlignmentTrainer(Trainer):
             scores=inputs.get("scores"),
             mismatched_policy_logps=logps[n:] if logps.shape[0] > n else None,
             mismatched_reference_logps=inputs.get("mismatched_reference_logps"),
+            token_logps=per_token[:n],
+            token_mask=mask[:n],
+            state=self.state_for_method,
         )
+        if self.live_reference is not None:
+            reference_logits = self.live_reference.logits(model, input_ids[:n], attention_mask[:n])
+            batch.sequence_kl = sequence_kl(reference_logits, outputs.logits[:n], mask[:n])
+        if self.value_head is not None:
+            batch.values = self.value_head(outputs.hidden_states[-1][:n], response_mask[:n])
         loss, metrics = self.method.objective(batch, self.hyperparameters)
         for name, value in metrics.items():
             self._stored[name].append(float(value))
@@ -142,17 +218,23 @@ class AlignmentTrainer(Trainer):
 
 
 class JsonlLogCallback(TrainerCallback):
-    """Appends every training log record to a JSON-lines file (the run's train_log.jsonl)."""
+    """Appends every training log record to a JSON-lines file (the run's train_log.jsonl).
 
-    def __init__(self, path: Path):
+    Stages of a multi-stage method append to the same file, each record tagged with its stage.
+    """
+
+    def __init__(self, path: Path, stage: int | None = None):
         self.path = Path(path)
+        self.stage = stage
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+        if not stage:
+            self.path.write_text("")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs:
             return
-        record = {"step": state.global_step, **{k: v for k, v in logs.items() if _is_number(v)}}
+        record = {"step": state.global_step, **({} if self.stage is None else {"stage": self.stage}),
+                  **{k: v for k, v in logs.items() if _is_number(v)}}
         with open(self.path, "a") as out:
             out.write(json.dumps(record) + "\n")
 
@@ -193,6 +275,7 @@ def train(
     examples: list[dict],
     settings: TrainSettings,
     output_dir: Path,
+    stage: int | None = None,
 ) -> dict:
     """Run the Trainer; returns the train summary (final loss, steps, runtime, examples)."""
     output_dir = Path(output_dir)
@@ -224,7 +307,7 @@ def train(
         train_dataset=_ListDataset(examples),
         data_collator=FeedbackCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl"), NonFiniteLossCallback()],
+        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl", stage), NonFiniteLossCallback()],
         method=method,
         hyperparameters=hyperparameters,
     )
