@@ -41,6 +41,17 @@ def _cmd_report(args) -> int:
 def _cmd_methods(args) -> int:
     from suite.registry import all_methods
 
+    if args.taxonomy or args.format:
+        from suite.taxonomy import RENDERERS, taxonomy_rows
+
+        table = RENDERERS[args.format or "text"](taxonomy_rows(all_methods()))
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(table)
+            print(f"wrote {args.out}")
+        else:
+            print(table, end="")
+        return 0
     rows = [m.summary() for m in all_methods()]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -93,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = sub.add_parser("methods", help="list registered alignment methods")
     methods.add_argument("--json", action="store_true")
+    methods.add_argument("--taxonomy", action="store_true",
+                         help="the survey's table: one column per direction (13) plus feedback and needs")
+    methods.add_argument("--format", choices=["text", "md", "csv"], help="taxonomy table format (implies --taxonomy)")
+    methods.add_argument("--out", help="write the taxonomy table to this file instead of printing it")
     methods.set_defaults(func=_cmd_methods)
 
     datasets = sub.add_parser("datasets", help="list registered datasets")

@@ -53,7 +53,9 @@ class FeedbackBatch:
 
     Per-token tensors have shape [N, T]: ``token_logps`` holds log π(y_t | x, y_<t) on response
     positions and 0 elsewhere; ``token_mask`` marks the response positions. ``sequence_kl`` (TDPO) is
-    Σ_t KL(π_ref(·|x, y_<t) ‖ π_θ(·|x, y_<t)) per sequence, ``values`` (DRO) a learned V(x) per sequence.
+    Σ_t KL(π_ref(·|x, y_<t) ‖ π_θ(·|x, y_<t)) per sequence, ``values`` (DRO) a learned V(x) per
+    sequence, ``delta_l1`` (PAFT's sparse SFT) the scalar Σ|θ − θ_0| over the trainable delta (the LoRA
+    product B·A·scaling, or the full-parameter delta).
     ``state`` is a dict kept by the trainer across steps, for methods with running statistics (β-DPO).
     """
 
@@ -68,6 +70,7 @@ class FeedbackBatch:
     token_mask: torch.Tensor | None = None
     sequence_kl: torch.Tensor | None = None
     values: torch.Tensor | None = None
+    delta_l1: torch.Tensor | None = None
     state: dict = field(default_factory=dict)
 
     def pairwise(self):
@@ -120,11 +123,14 @@ class Method:
     description: str = ""
     # What the trainer must add to the batch beyond log-probs, lengths and per-token log-probs:
     # "mismatched_pairs" (KTO's KL estimate), "sequence_kl" (TDPO: needs the reference distribution at
-    # every position, so the reference model is run live), "values" (DRO: a value head V(x) is trained).
+    # every position, so the reference model is run live), "values" (DRO: a value head V(x) is trained),
+    # "delta_l1" (PAFT: the L1 norm of the trainable delta, for a sparsity penalty).
     extra_inputs: frozenset = field(default_factory=frozenset)
     # Multi-stage methods (sDPO): the data is split into ``hyperparameters["stages"]`` chunks trained in
     # turn, each stage's reference and initialisation being the previous stage's model.
     staged: bool = False
+    # Trains against a separately trained reward model (RLHF/PPO, RLOO, ...), not only against data.
+    needs_reward_model: bool = False
 
     def hyperparameters(self, overrides: dict | None = None) -> dict:
         """The paper's defaults with overrides applied; unknown keys are a config error."""
@@ -143,6 +149,8 @@ class Method:
             "name": self.name,
             "feedback": self.feedback,
             "needs_reference": self.needs_reference,
+            "needs_reward_model": self.needs_reward_model,
+            "staged": self.staged,
             "paper": self.paper.title,
             "arxiv": self.paper.arxiv,
             "taxonomy": dict(self.taxonomy),

@@ -166,6 +166,11 @@ class AlignmentTrainer(Trainer):
         # Our objective returns a batch mean: let the Trainer divide by accumulation steps.
         self.model_accepts_loss_kwargs = False
         self.live_reference = LiveReference(self.model) if "sequence_kl" in method.extra_inputs else None
+        self.trainable_delta = None
+        if "delta_l1" in method.extra_inputs:
+            from suite.trainable_delta import TrainableDelta
+
+            self.trainable_delta = TrainableDelta(self.model)
         self.value_head = None
         if "values" in method.extra_inputs:
             self.value_head = ValueHead(self.model.config.hidden_size).to(self.args.device)
@@ -204,7 +209,11 @@ class AlignmentTrainer(Trainer):
             batch.sequence_kl = sequence_kl(reference_logits, outputs.logits[:n], mask[:n])
         if self.value_head is not None:
             batch.values = self.value_head(outputs.hidden_states[-1][:n], response_mask[:n])
+        if self.trainable_delta is not None:
+            batch.delta_l1 = self.trainable_delta.l1()
         loss, metrics = self.method.objective(batch, self.hyperparameters)
+        if self.trainable_delta is not None:  # how sparse the penalty has made δ so far
+            metrics = {**metrics, "delta/sparsity": self.trainable_delta.sparsity()}
         for name, value in metrics.items():
             self._stored[name].append(float(value))
         return (loss, {"metrics": metrics}) if return_outputs else loss
