@@ -25,6 +25,7 @@ class DataConfig:
     heldout_max: int | None = 200  # cap on held-out pairs kept
     split_seed: int = 1234  # the held-out split is fixed by this, not by the training seed
     train_max: int | None = None  # cap on training records; default = what the step budget consumes
+    list_size: int = 4  # responses per ranked list, for listwise methods (RRHF, PRO)
 
 
 @dataclass
@@ -191,6 +192,8 @@ def _build_config(raw: dict) -> ExperimentConfig:
         raise ConfigError(f"data.heldout_fraction: must be in (0, 1), got {data.heldout_fraction}")
     _positive(data.heldout_max, "data.heldout_max")
     _positive(data.train_max, "data.train_max")
+    if data.list_size < 2:
+        raise ConfigError(f"data.list_size: must be an integer >= 2, got {data.list_size}")
     for key in ("limit", "batch_size", "max_new_tokens"):
         _positive(getattr(evaluation, key), f"eval.{key}")
     for key in ("alignment_pairs", "generation_prompts"):

@@ -56,6 +56,15 @@ def input_files_hash(config: ExperimentConfig) -> str:
     return digest.hexdigest()
 
 
+def _data_definition(config: ExperimentConfig, feedback: str) -> dict:
+    """The data options that shape a run's data: ``list_size`` only matters to listwise runs, so other
+    runs' ids do not change with it."""
+    data = dataclasses.asdict(config.data)
+    if feedback != "listwise":
+        data.pop("list_size")
+    return data
+
+
 def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
     """Methods × seeds, plus the base model once; each run id is ``<method>-s<seed>-<hash>``."""
     shared = {
@@ -63,7 +72,7 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
         "dataset": config.dataset,
         # content, not just names: editing a spec or a local data file makes new runs
         "inputs_hash": input_files_hash(config),
-        "data": dataclasses.asdict(config.data),
+        "data": _data_definition(config, "pairwise"),
         "eval": dataclasses.asdict(config.eval),
         "max_length": config.train.max_length,
     }
@@ -80,7 +89,8 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
             overrides["learning_rate"] = global_lr  # identical conditions: one lr for every method
         hyperparameters = method.hyperparameters(overrides)
         for seed in config.seeds:
-            definition = {"kind": "train", **shared, "train": train, "method": method.id,
+            definition = {"kind": "train", **shared, "data": _data_definition(config, method.feedback),
+                          "train": train, "method": method.id,
                           "hyperparameters": hyperparameters, "seed": seed}
             run_id = f"{method.id}-s{seed}-{content_hash(definition)[:10]}"
             runs.append(PlannedRun(run_id, method, seed, hyperparameters, definition))
@@ -123,6 +133,7 @@ class Runner:
             heldout_max=cfg.data.heldout_max,
             train_max=train_max,
             split_seed=cfg.data.split_seed,
+            list_size=cfg.data.list_size,
         )
 
     # -- one run -----------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_registry_entries_are_complete():
     for method in all_methods():
         assert method.paper.title and method.paper.arxiv
         assert method.objective.__doc__ is None or method.objective  # objective is callable
-        assert method.feedback in ("pairwise", "binary", "scalar", "sft")
+        assert method.feedback in ("pairwise", "binary", "scalar", "sft", "listwise")
         assert "learning_rate" in method.defaults
         assert len(method.taxonomy) == 13
 

@@ -8,7 +8,10 @@
   pairs, so a pairwise method and a binary or scalar one see the same responses: pairwise pair i is
   binary / scalar records 2i (chosen) and 2i+1 (rejected), sft record i;
 * the run's ``seed`` shuffles the pairs (not single records) before ``train_max``, so one seed gives
-  every method the same examples.
+  every method the same examples;
+* listwise training data is made from the native training records directly (scalar: one list of
+  ``list_size`` per prompt, see ``convert.scalar_to_listwise``), seeded by ``split_seed``, and the run's
+  ``seed`` shuffles whole lists; the held-out pairs are the same pairs every other feedback type gets.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from suite.data.convert import can_convert, convert, feedback_type, impossible_conversion, to_pairwise
+from suite.data.convert import (
+    DEFAULT_LIST_SIZE, can_convert, convert, feedback_type, impossible_conversion, to_pairwise,
+)
 from suite.data.loaders import load_local, mirror_root
 from suite.data.records import FEEDBACK_TYPES, PairwiseRecord, prompt_key
 from suite.data.registry import DATASETS, DatasetSpec, describe_datasets, get_dataset
@@ -28,7 +33,7 @@ __all__ = [
     "is_heldout", "load_local", "load_native", "mirror_root", "prepare_data",
 ]
 
-PAIRABLE = ("pairwise", "scalar")  # sources that give preference pairs
+PAIRABLE = ("pairwise", "scalar", "listwise")  # sources that give preference pairs (listwise: best vs worst)
 
 
 @dataclass
@@ -49,7 +54,7 @@ def load_native(dataset) -> tuple[str, list, dict]:
         path, fmt = dataset.get("path"), dataset.get("format")
         if not isinstance(path, str) or not path or not isinstance(fmt, str):
             raise ConfigError("dataset: a local dataset needs a string 'path' and 'format' "
-                              "(pairwise|binary|scalar|sft)")
+                              "(pairwise|binary|scalar|sft|listwise)")
         records = load_local(path, fmt)
         return path, records, {"origin": path, "rows": len(records), "skipped": 0}
     if not isinstance(dataset, str):
@@ -74,7 +79,7 @@ def heldout_split(records: list, fraction: float, split_seed: int) -> tuple[list
     return train, heldout
 
 
-def _check_arguments(feedback, heldout_fraction, heldout_max, train_max) -> None:
+def _check_arguments(feedback, heldout_fraction, heldout_max, train_max, list_size) -> None:
     if feedback not in FEEDBACK_TYPES:
         raise ConfigError(f"unknown feedback type {feedback!r}; known: {', '.join(FEEDBACK_TYPES)}")
     if isinstance(heldout_fraction, bool) or not isinstance(heldout_fraction, (int, float)) \
@@ -83,10 +88,23 @@ def _check_arguments(feedback, heldout_fraction, heldout_max, train_max) -> None
     for key, value in (("heldout_max", heldout_max), ("train_max", train_max)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"data.{key}: expected a positive integer or null, got {value!r}")
+    if isinstance(list_size, bool) or not isinstance(list_size, int) or list_size < 2:
+        raise ConfigError(f"data.list_size: expected an integer >= 2, got {list_size!r}")
 
 
-def _train_records(dataset_id: str, native: list, source: str, feedback: str, seed: int, split_seed: int):
+def _train_records(dataset_id: str, native: list, source: str, feedback: str, seed: int, split_seed: int,
+                   list_size: int = DEFAULT_LIST_SIZE):
     """(training records of ``feedback`` type, number of shuffled units) from the training side."""
+    if feedback == "listwise":  # lists are the units: made once (split_seed), shuffled whole (seed)
+        try:
+            units = convert(native, "listwise", split_seed, list_size)
+        except DataError as exc:
+            raise DataError(f"dataset {dataset_id}: {exc}") from None
+        if not units:
+            raise ConfigError(f"dataset {dataset_id}: no lists of {list_size} responses left for training after "
+                              f"the held-out split (a prompt needs at least {list_size} distinct responses)")
+        random.Random(seed).shuffle(units)
+        return units, len(units)
     if source in PAIRABLE:
         units = to_pairwise(native, split_seed)  # the one pairing every target type is built from
     else:
@@ -110,6 +128,7 @@ def prepare_data(
     heldout_max: int | None = None,
     train_max: int | None = None,
     split_seed: int = 1234,
+    list_size: int = DEFAULT_LIST_SIZE,
 ) -> PreparedData:
     """Training records of ``feedback`` type and held-out preference pairs from one source.
 
@@ -117,18 +136,19 @@ def prepare_data(
     A prompt is held out iff its SHA-256 coin under ``split_seed`` falls below ``heldout_fraction``;
     the split is made on the native records before any conversion. ``train_max`` keeps the first
     records after the ``seed`` shuffle of whole pairs; ``heldout_max`` the first held-out pairs after a
-    ``split_seed`` shuffle.
+    ``split_seed`` shuffle. ``list_size`` is the number of responses per list for listwise feedback.
     """
-    _check_arguments(feedback, heldout_fraction, heldout_max, train_max)
+    _check_arguments(feedback, heldout_fraction, heldout_max, train_max, list_size)
     dataset_id, native, stats = load_native(dataset)
     source = feedback_type(native)
-    if not can_convert(source, feedback):
-        raise ConfigError(f"dataset {dataset_id}: {impossible_conversion(source, feedback)}")
+    if not can_convert(source, feedback, list_size):
+        error = impossible_conversion(source, feedback, list_size if feedback == "listwise" else None)
+        raise ConfigError(f"dataset {dataset_id}: {error}")
     train_native, heldout_native = heldout_split(native, heldout_fraction, split_seed)
     if not train_native:
         raise ConfigError(f"dataset {dataset_id}: no training records left after holding out "
                           f"{heldout_fraction:.0%} of the prompts")
-    train, units = _train_records(dataset_id, train_native, source, feedback, seed, split_seed)
+    train, units = _train_records(dataset_id, train_native, source, feedback, seed, split_seed, list_size)
     converted = len(train)
     if train_max is not None:
         train = train[:train_max]
@@ -156,4 +176,6 @@ def prepare_data(
         train_records=len(train),
         heldout_pairs=len(heldout_pairs),
     )
+    if feedback == "listwise":
+        stats["list_size"] = list_size
     return PreparedData(dataset_id, feedback, train, heldout_pairs, stats)

@@ -12,7 +12,7 @@ import math
 import os
 from pathlib import Path
 
-from suite.data.records import RECORD_TYPES, BinaryRecord, PairwiseRecord, ScalarRecord, SFTRecord
+from suite.data.records import RECORD_TYPES, BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord
 from suite.errors import DataError, SuiteError
 
 MIRROR_ENV = "ALIGNSUITE_DATA"
@@ -23,6 +23,7 @@ COLUMNS = {
     "binary": (("prompt", "completion", "label"), ()),
     "scalar": (("prompt", "completion", "score"), ()),
     "sft": (("prompt", "completion"), ()),
+    "listwise": (("prompt", "responses", "scores"), ()),  # not a TRL format: a ranking, scores any finite number
 }
 PROMPT_ROLES = ("system", "user", "assistant")
 
@@ -159,6 +160,39 @@ def _score(value, path, row, key) -> float:
     return float(value)
 
 
+def _listwise(obj, prompt, path, row) -> ListwiseRecord:
+    """A ranking: ``responses`` (≥ 2, distinct, non-empty) with one finite ``scores`` number each; stored
+    best first (stable sort by score, descending: tied responses keep the file's order)."""
+    responses, scores = obj["responses"], obj["scores"]
+    if not isinstance(responses, list):
+        raise DataError(f"{_where(path, row, 'responses')}: expected a list of responses, "
+                        f"got {type(responses).__name__}")
+    if not isinstance(scores, list):
+        raise DataError(f"{_where(path, row, 'scores')}: expected a list of numbers, got {type(scores).__name__}")
+    if len(responses) != len(scores):
+        raise DataError(f"{_where(path, row)}: responses and scores differ in length "
+                        f"({len(responses)} responses, {len(scores)} scores)")
+    if len(responses) < 2:
+        raise DataError(f"{_where(path, row, 'responses')}: {len(responses)} response(s); a ranking needs at least 2")
+    texts = [_response_text(value, path, row, f"responses[{index}]") for index, value in enumerate(responses)]
+    first_seen: dict[str, int] = {}
+    for index, text in enumerate(texts):
+        if text in first_seen:
+            raise DataError(f"{_where(path, row, 'responses')}: responses[{first_seen[text]}] and "
+                            f"responses[{index}] are identical (a ranking needs distinct responses)")
+        first_seen[text] = index
+    values = []
+    for index, value in enumerate(scores):
+        key = f"scores[{index}]"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DataError(f"{_where(path, row, key)}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise DataError(f"{_where(path, row, key)}: score is {value} (must be a finite number)")
+        values.append(float(value))
+    order = sorted(range(len(texts)), key=lambda index: -values[index])
+    return ListwiseRecord(prompt, tuple(texts[i] for i in order), tuple(values[i] for i in order))
+
+
 def parse_record(obj, feedback: str, path, row):
     """One validated record of ``feedback`` type from a JSON object (TRL's column names)."""
     if not isinstance(obj, dict):
@@ -169,6 +203,8 @@ def parse_record(obj, feedback: str, path, row):
             raise DataError(f"{_where(path, row, key)}: missing field (a {feedback} record needs "
                             f"{', '.join(required)})")
     prompt = _prompt(obj["prompt"], path, row)
+    if feedback == "listwise":
+        return _listwise(obj, prompt, path, row)
     if feedback == "pairwise":
         chosen = _response_text(obj["chosen"], path, row, "chosen")
         rejected = _response_text(obj["rejected"], path, row, "rejected")
@@ -189,7 +225,8 @@ def parse_record(obj, feedback: str, path, row):
 def load_local(path, feedback: str) -> list:
     """Validated records from a local ``.jsonl`` / ``.jsonl.gz`` / ``.json`` file in TRL's columns:
     pairwise ``prompt, chosen, rejected [, chosen_score, rejected_score]``; binary ``prompt, completion,
-    label``; scalar ``prompt, completion, score``; sft ``prompt, completion``."""
+    label``; scalar ``prompt, completion, score``; sft ``prompt, completion``; and listwise ``prompt,
+    responses, scores`` (a list of responses and one finite score each, stored best first)."""
     if feedback not in RECORD_TYPES:
         raise DataError(f"{path}: unknown format {feedback!r}; use one of {', '.join(RECORD_TYPES)}")
     return [parse_record(obj, feedback, path, row) for row, obj in read_json_rows(path)]

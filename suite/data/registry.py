@@ -209,7 +209,7 @@ def get_dataset(dataset_id: str) -> DatasetSpec:
     """The registered dataset ``dataset_id``; ConfigError listing the known ids otherwise."""
     if dataset_id not in DATASETS:
         raise ConfigError(f"dataset: unknown dataset {dataset_id!r}; registered: {', '.join(sorted(DATASETS))} "
-                          "(or a local file as {path: FILE, format: pairwise|binary|scalar|sft})")
+                          "(or a local file as {path: FILE, format: pairwise|binary|scalar|sft|listwise})")
     return DATASETS[dataset_id]
 
 
