@@ -6,6 +6,7 @@ Every key is checked: an unknown key, a wrong type or a bad value is one ConfigE
 from __future__ import annotations
 
 import dataclasses
+import re
 import hashlib
 import json
 import math
@@ -61,6 +62,7 @@ class EvalConfig:
 class MethodChoice:
     id: str
     overrides: dict = field(default_factory=dict)
+    label: str | None = None  # the run's row name in reports (default: the id); tells variants apart
 
 
 @dataclass
@@ -130,7 +132,11 @@ def _parse_methods(raw) -> list[MethodChoice]:
         if isinstance(entry, str):
             choices.append(MethodChoice(entry))
         elif isinstance(entry, dict) and isinstance(entry.get("id"), str):
-            choices.append(MethodChoice(entry["id"], {k: v for k, v in entry.items() if k != "id"}))
+            label = entry.get("label")
+            if label is not None and not (isinstance(label, str) and re.fullmatch(r"[A-Za-z0-9][\w.+-]*", label)):
+                raise ConfigError(f"methods[{index}].label: expected a name of letters, digits, '.', '+', '-', '_', got {label!r}")
+            overrides = {k: v for k, v in entry.items() if k not in ("id", "label")}
+            choices.append(MethodChoice(entry["id"], overrides, label))
         else:
             raise ConfigError(f"methods[{index}]: expected a method id or a mapping with 'id', got {entry!r}")
     return choices
@@ -167,7 +173,13 @@ def _build_config(raw: dict) -> ExperimentConfig:
     methods = _parse_methods(raw["methods"])
     for index, choice in enumerate(methods):
         try:
-            get_method(choice.id).hyperparameters(choice.overrides)
+            method = get_method(choice.id)
+            hyperparameters = method.hyperparameters(choice.overrides)
+            for name, component in (method.components(hyperparameters) if method.components else {}).items():
+                try:
+                    get_method(component.method).hyperparameters(component.overrides)
+                except ConfigError as exc:
+                    raise ConfigError(f"component {name!r}: {exc}") from None
         except ConfigError as exc:
             raise ConfigError(f"methods[{index}]: {exc}") from None
     seeds = raw.get("seeds", [0])

@@ -111,6 +111,17 @@ Objective = Callable[[FeedbackBatch, dict], "tuple[torch.Tensor, dict[str, torch
 
 
 @dataclass(frozen=True)
+class Component:
+    """A run a composite method is built from: a registered method, its overrides, and the dataset it
+    trains on (None: the experiment's). Components are ordinary runs — stored, reported, reused by
+    every composite that names the same one."""
+
+    method: str
+    overrides: dict = field(default_factory=dict)
+    dataset: str | dict | None = None
+
+
+@dataclass(frozen=True)
 class Method:
     id: str
     name: str
@@ -119,7 +130,7 @@ class Method:
     taxonomy: dict  # direction -> value, see TAXONOMY
     needs_reference: bool
     defaults: dict  # hyper-parameters with the paper's values (beta, learning_rate, ...)
-    objective: Objective
+    objective: Objective | None  # None for composite methods, which train nothing themselves
     description: str = ""
     # What the trainer must add to the batch beyond log-probs, lengths and per-token log-probs:
     # "mismatched_pairs" (KTO's KL estimate), "sequence_kl" (TDPO: needs the reference distribution at
@@ -131,6 +142,11 @@ class Method:
     staged: bool = False
     # Trains against a separately trained reward model (RLHF/PPO, RLOO, ...), not only against data.
     needs_reward_model: bool = False
+    # Composite methods (PAFT, SFT→DPO) are built from other runs: ``components(hyperparameters)`` names
+    # them ({name: Component}); ``compose(context, hyperparameters)`` returns (model, train summary) from
+    # them, through a :class:`suite.compose.ComposeContext` (load a component, merge, train further).
+    components: Callable[[dict], dict] | None = None
+    compose: Callable | None = None
 
     def hyperparameters(self, overrides: dict | None = None) -> dict:
         """The paper's defaults with overrides applied; unknown keys are a config error."""
@@ -151,6 +167,7 @@ class Method:
             "needs_reference": self.needs_reference,
             "needs_reward_model": self.needs_reward_model,
             "staged": self.staged,
+            "composite": self.compose is not None,
             "paper": self.paper.title,
             "arxiv": self.paper.arxiv,
             "taxonomy": dict(self.taxonomy),
@@ -169,6 +186,8 @@ def register(method: Method) -> Method:
         allowed = dict((d, v) for _, d, v in TAXONOMY).get(direction)
         if allowed is None or value not in allowed:
             raise ValueError(f"method {method.id!r}: bad taxonomy tag {direction}={value!r}")
+    if (method.objective is None) == (method.compose is None) or (method.compose is None) != (method.components is None):
+        raise ValueError(f"method {method.id!r}: give either an objective or both components and compose")
     _METHODS[method.id] = method
     return method
 

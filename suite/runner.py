@@ -7,6 +7,7 @@ The runner knows methods only through the registry: feedback type, reference nee
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 import traceback
@@ -28,29 +29,33 @@ class PlannedRun:
     seed: int
     hyperparameters: dict
     definition: dict  # everything that determines the result; its hash is in the run id
+    label: str = BASE_ROW  # the row name in reports: the method id, or the config's label for a variant
+    dataset: str | dict | None = None  # training data when not the experiment's (a component's own set)
+    components: dict = dataclasses.field(default_factory=dict)  # name -> run id, for composite methods
+    keep_model: bool = False  # a component: its weights are saved whatever train.save_model says
 
     @property
     def method_id(self) -> str:
-        return self.method.id if self.method else BASE_ROW
+        return self.label
 
     @property
     def feedback(self) -> str:
         return self.method.feedback if self.method else "pairwise"
 
 
-def input_files_hash(config: ExperimentConfig) -> str:
+def input_files_hash(leaderboard: str | None, dataset) -> str:
     """Hash of the files a run reads besides the code: the leaderboard spec and a local dataset file."""
     import hashlib
 
     digest = hashlib.sha256()
     paths = []
-    if config.eval.leaderboard:
+    if leaderboard:
         from suite.evaluation.leaderboard import LEADERBOARD_DIR
 
-        spec = Path(config.eval.leaderboard)
-        paths.append(spec if spec.is_file() else LEADERBOARD_DIR / f"{config.eval.leaderboard}.yaml")
-    if isinstance(config.dataset, dict):
-        paths.append(Path(str(config.dataset.get("path"))))
+        spec = Path(leaderboard)
+        paths.append(spec if spec.is_file() else LEADERBOARD_DIR / f"{leaderboard}.yaml")
+    if isinstance(dataset, dict):
+        paths.append(Path(str(dataset.get("path"))))
     for path in paths:
         digest.update(path.read_bytes() if path.is_file() else str(path).encode())
     return digest.hexdigest()
@@ -66,35 +71,53 @@ def _data_definition(config: ExperimentConfig, feedback: str) -> dict:
 
 
 def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
-    """Methods × seeds, plus the base model once; each run id is ``<method>-s<seed>-<hash>``."""
+    """Methods × seeds, plus the base model once; each run id is ``<label>-s<seed>-<hash>``.
+
+    A composite method's components are planned as runs of their own, before it, and shared: the same
+    component (same method, overrides, data) named twice — or also listed in ``methods`` — is one run.
+    """
     shared = {
         "model": config.model,
         "dataset": config.dataset,
         # content, not just names: editing a spec or a local data file makes new runs
-        "inputs_hash": input_files_hash(config),
-        "data": _data_definition(config, "pairwise"),
+        "inputs_hash": input_files_hash(config.eval.leaderboard, config.dataset),
         "eval": dataclasses.asdict(config.eval),
         "max_length": config.train.max_length,
     }
-    runs = []
+    runs: dict[str, PlannedRun] = {}
     if config.evaluate_base:
-        definition = {"kind": BASE_ROW, **shared, "seed": config.seeds[0]}
-        runs.append(PlannedRun(f"{BASE_ROW}-{content_hash(definition)[:10]}", None, config.seeds[0], {}, definition))
+        definition = {"kind": BASE_ROW, **shared, "data": _data_definition(config, "pairwise"), "seed": config.seeds[0]}
+        run_id = f"{BASE_ROW}-{content_hash(definition)[:10]}"
+        runs[run_id] = PlannedRun(run_id, None, config.seeds[0], {}, definition)
     train = dataclasses.asdict(config.train)
     global_lr = train.pop("learning_rate")
-    for choice in config.methods:
-        method = get_method(choice.id)
-        overrides = dict(choice.overrides)
-        if global_lr is not None and "learning_rate" not in overrides:
+
+    def plan(method: Method, overrides: dict, seed: int, label: str, dataset=None, component=False) -> PlannedRun:
+        overrides = dict(overrides)
+        if global_lr is not None and "learning_rate" not in overrides and "learning_rate" in method.defaults:
             overrides["learning_rate"] = global_lr  # identical conditions: one lr for every method
         hyperparameters = method.hyperparameters(overrides)
+        components = {
+            name: plan(get_method(part.method), part.overrides, seed, part.method, part.dataset, component=True).run_id
+            for name, part in (method.components(hyperparameters) if method.components else {}).items()
+        }
+        definition = {"kind": "train", **shared, "data": _data_definition(config, method.feedback),
+                      "train": train, "method": method.id, "hyperparameters": hyperparameters, "seed": seed}
+        if dataset is not None:
+            definition.update(train_dataset=dataset, train_inputs_hash=input_files_hash(None, dataset))
+        if components:
+            definition["components"] = components
+        run_id = f"{label}-s{seed}-{content_hash(definition)[:10]}"
+        run = runs.setdefault(run_id, PlannedRun(run_id, method, seed, hyperparameters, definition, label, dataset,
+                                                 components))
+        run.keep_model = run.keep_model or component
+        return run
+
+    for choice in config.methods:
+        method = get_method(choice.id)
         for seed in config.seeds:
-            definition = {"kind": "train", **shared, "data": _data_definition(config, method.feedback),
-                          "train": train, "method": method.id,
-                          "hyperparameters": hyperparameters, "seed": seed}
-            run_id = f"{method.id}-s{seed}-{content_hash(definition)[:10]}"
-            runs.append(PlannedRun(run_id, method, seed, hyperparameters, definition))
-    return runs
+            plan(method, choice.overrides, seed, choice.label or method.id)
+    return list(runs.values())
 
 
 def _log(message: str) -> None:
@@ -111,14 +134,17 @@ class Runner:
     # -- checks before anything is recorded ------------------------------------------------------
     def preflight(self, runs: list[PlannedRun]) -> None:
         """Load the data for every feedback type and the leaderboard spec: bad input fails here, before any run."""
-        for feedback in sorted({run.feedback for run in runs}):
-            self._prepare(feedback, self.config.seeds[0])
+        for feedback, dataset in sorted({(run.feedback, json.dumps(run.dataset)) for run in runs}):
+            self._prepare(feedback, self.config.seeds[0], json.loads(dataset))
+            if json.loads(dataset) is not None:
+                self._prepare("pairwise", self.config.seeds[0])  # its held-out pairs come from the experiment's data
         if self.config.eval.leaderboard:
             from suite.evaluation import load_leaderboard
 
             self._leaderboard = load_leaderboard(self.config.eval.leaderboard)
 
-    def _prepare(self, feedback: str, seed: int):
+    def _prepare(self, feedback: str, seed: int, dataset=None):
+        """``feedback`` records from ``dataset`` (default: the experiment's) under the config's data options."""
         from suite.data import prepare_data
 
         cfg = self.config
@@ -126,7 +152,7 @@ class Runner:
             cfg.train.max_steps * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps
         )
         return prepare_data(
-            cfg.dataset,
+            cfg.dataset if dataset is None else dataset,
             feedback,
             seed=seed,
             heldout_fraction=cfg.data.heldout_fraction,
@@ -142,6 +168,9 @@ class Runner:
             "run_id": run.run_id,
             "experiment": self.config.name,
             "method": run.method_id,
+            "method_id": run.method.id if run.method else BASE_ROW,
+            "train_dataset": run.dataset,
+            "components": run.components,
             "model": self.config.model,
             "dataset": self.config.dataset,
             "seed": run.seed,
@@ -192,8 +221,10 @@ class Runner:
         if cfg.model not in self._fingerprints:
             self._fingerprints[cfg.model] = model_fingerprint(model)
         cache = ReferenceCache(cache_root() / "reference_logps", self._fingerprints[cfg.model])
-        data = self._prepare(run.feedback, run.seed)
-        pairs = data.heldout_pairs[: cfg.eval.alignment_pairs]
+        data = self._prepare(run.feedback, run.seed, run.dataset)
+        # held-out pairs always come from the experiment's data, so every row is measured on the same pairs
+        heldout = data if run.dataset is None else self._prepare("pairwise", run.seed)
+        pairs = heldout.heldout_pairs[: cfg.eval.alignment_pairs]
         # Warm the cache with the base model's held-out log-probs before training changes the weights.
         alignment_kwargs = dict(
             max_length=cfg.train.max_length, generation_prompts=0, max_new_tokens=cfg.eval.max_new_tokens,
@@ -203,7 +234,12 @@ class Runner:
         timings["load_s"] = time.perf_counter() - started
 
         train_summary = None
-        if run.method is not None:
+        if run.method is not None and run.method.compose is not None:
+            from suite.compose import ComposeContext
+
+            context = ComposeContext(self, run, model, tokenizer, timings)
+            model, train_summary = run.method.compose(context, run.hyperparameters)
+        elif run.method is not None:
             model, train_summary = self._train(run, model, tokenizer, data.train, timings)
         model.eval()
 
@@ -234,8 +270,10 @@ class Runner:
              f"held-out reward accuracy {alignment.get('reward_accuracy')}")
         return metrics, raw
 
-    def _train(self, run: PlannedRun, model, tokenizer, records: list, timings: dict):
-        """Train ``run.method`` on ``records``; returns (merged model, train summary).
+    def _train(self, run: PlannedRun, model, tokenizer, records: list, timings: dict,
+               reference_fingerprint: str | None = None, save: bool = True):
+        """Train ``run.method`` on ``records`` from ``model`` (which is also the reference: its weights'
+        fingerprint is ``reference_fingerprint``, default the base model's); returns (merged model, summary).
 
         A staged method trains on consecutive chunks of the data, one per stage, each stage starting
         from — and using as its reference — the model the previous stage produced (the base for stage 1).
@@ -256,7 +294,8 @@ class Runner:
             examples = build_examples(chunk, tokenizer, cfg.train.max_length, "mismatched_pairs" in method.extra_inputs)
             cache = None
             if method.needs_reference:
-                fingerprint = self._fingerprints[cfg.model] if stage == 0 else model_fingerprint(model)
+                fingerprint = (reference_fingerprint or self._fingerprints[cfg.model]) if stage == 0 \
+                    else model_fingerprint(model)
                 cache = ReferenceCache(cache_root() / "reference_logps", fingerprint)
                 attach_reference_logps(examples, cache, model, tokenizer.pad_token_id, cfg.train.reference_batch_size)
             timings["reference_s"] = timings.get("reference_s", 0.0) + time.perf_counter() - started
@@ -288,7 +327,7 @@ class Runner:
                 model = model.merge_and_unload()  # the next stage's base and reference
         if cfg.train.lora is not None and stages > 1:
             model = model.merge_and_unload()  # a staged run's result is the merged model, not its last adapter
-        if cfg.train.save_model:
+        if save and (cfg.train.save_model or run.keep_model):
             model.save_pretrained(run_dir / "model", safe_serialization=True)
             tokenizer.save_pretrained(run_dir / "model")
         if cfg.train.lora is not None and stages == 1:
