@@ -17,7 +17,12 @@ def _cmd_run(args) -> int:
 
     config = load_config(args.config, args.set or [])
     out_dir = Path(args.out or Path("results") / config.name)
-    outcomes = run_experiment(config, out_dir)
+    from suite.runner import default_jobs
+
+    jobs = default_jobs() if args.jobs == "auto" else int(args.jobs) if args.jobs.isdigit() else 0
+    if jobs < 1:
+        raise SuiteError(f"--jobs: expected a positive number or 'auto', got {args.jobs}")
+    outcomes = run_experiment(config, out_dir, jobs=jobs)
     for outcome in outcomes:
         print(f"{outcome.status:9} {outcome.run_id}")
     if args.report:
@@ -96,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     run.add_argument("--out", help="results directory (default results/<name>)")
     run.add_argument("--report", action="store_true", help="write the report when the runs finish")
+    run.add_argument("--jobs", default="1", metavar="N|auto",
+                     help="runs at once, each in its own process (auto: one per GPU); a composite waits for its "
+                          "components (default 1: one after another in this process)")
     run.set_defaults(func=_cmd_run)
 
     report = sub.add_parser("report", help="write report.md, leaderboard.csv and charts from stored runs")
@@ -113,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = sub.add_parser("datasets", help="list registered datasets")
     datasets.add_argument("--json", action="store_true")
     datasets.set_defaults(func=_cmd_datasets)
+
+    from suite import delta_analysis, merge_recipe
+
+    delta_analysis.add_command(sub)
+    merge_recipe.add_command(sub)
 
     boards = sub.add_parser("leaderboards", help="list leaderboard specs")
     boards.set_defaults(func=_cmd_leaderboards)

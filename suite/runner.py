@@ -357,19 +357,81 @@ class RunOutcome:
     status: str  # complete | failed | skipped
 
 
-def run_experiment(config: ExperimentConfig, out_dir: Path) -> list[RunOutcome]:
+def default_jobs() -> int:
+    """Runs at once when not told: one per GPU (each worker gets its own), else one."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1) -> list[RunOutcome]:
+    """Plan, check, then execute every run not already complete — ``jobs`` at a time in separate
+    processes (a composite waits for its components), or in this process when ``jobs`` is 1."""
     runner = Runner(config, Path(out_dir))
     runs = plan_runs(config)
     runner.preflight(runs)
-    outcomes = []
+    outcomes: dict[str, RunOutcome] = {}
+    todo = []
     for run in runs:
         if runner.store.is_complete(run.run_id):
             _log(f"{run.run_id}: already complete, skipped")
-            outcomes.append(RunOutcome(run.run_id, run.method_id, "skipped"))
-            continue
-        _log(f"{run.run_id}: starting")
-        outcomes.append(RunOutcome(run.run_id, run.method_id, runner.execute(run)))
-    return outcomes
+            outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, "skipped")
+        else:
+            todo.append(run)
+    if jobs <= 1:
+        for run in todo:
+            _log(f"{run.run_id}: starting")
+            outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, runner.execute(run))
+    else:
+        _execute_in_parallel(config, Path(out_dir), todo, jobs, outcomes)
+    return [outcomes[run.run_id] for run in runs]
+
+
+def _execute_in_parallel(config, out_dir: Path, todo: list[PlannedRun], jobs: int, outcomes: dict) -> None:
+    """Independent runs in ``jobs`` worker processes that share nothing but the files on disk."""
+    import multiprocessing
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    import torch
+
+    context = multiprocessing.get_context("spawn")  # a clean interpreter each: no forked torch state
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    pending, running = list(todo), {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_claim_device,
+                             initargs=(slots, devices)) as pool:
+        while pending or running:
+            finished = set(outcomes)
+            ready = [run for run in pending if all(c in finished for c in run.components.values())]
+            for run in ready:
+                pending.remove(run)
+                _log(f"{run.run_id}: starting (worker)")
+                running[pool.submit(_execute_one, config, str(out_dir), run)] = run
+            if not running:  # a component can only be missing if planning went wrong
+                raise SuiteError(f"runs waiting on components that never ran: {[r.run_id for r in pending]}")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                run = running.pop(future)
+                outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, future.result())
+
+
+def _claim_device(slots, devices: list[str]) -> None:
+    """Worker start: take a slot; with GPUs, see only that slot's one (set before the worker starts CUDA)."""
+    import os
+
+    slot = slots.get()
+    if devices:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
+
+
+def _execute_one(config: ExperimentConfig, out_dir: str, run: PlannedRun) -> str:
+    runner = Runner(config, Path(out_dir))
+    runner.preflight([run])
+    return runner.execute(run)
 
 
 def require_all_complete(outcomes: list[RunOutcome]) -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 
 from suite.data.alpaca_eval_models import ALPACA_EVAL_COMMIT, ALPACA_EVAL_MODELS
 from suite.data.loaders import mirror_root, read_json_rows, split_hh_transcript
-from suite.data.records import PairwiseRecord, ScalarRecord
+from suite.data.records import PairwiseRecord, ScalarRecord, SFTRecord
 from suite.errors import ConfigError, DataError, SuiteError
 
 
@@ -163,6 +163,76 @@ def load_alpaca_scored() -> LoadedRecords:
     return _alpaca_from_file(str(_mirror_file(root, ALPACA_MIRROR))) if root else _alpaca_from_upstream()
 
 
+# -- SFT sets for PAFT's parallel SFT: Alpaca (5k subset) and GSM8K train ------------------------------
+
+ALPACA_5K_MIRROR = "train/alpaca/alpaca_5000.json"
+ALPACA_5K_UPSTREAM = "https://raw.githubusercontent.com/tatsu-lab/stanford_alpaca/5e69c500/data/alpaca_5000.json"
+GSM8K_TRAIN_MIRROR = "hub/openai/gsm8k/main/train.jsonl"
+
+
+def _text(row, key: str, origin: str, number: int, required: bool = True) -> str:
+    value = row.get(key, "" if not required else None) if isinstance(row, dict) else None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise DataError(f"{origin}: row {number}, key {key!r}: missing or empty")
+    return value
+
+
+def alpaca_demonstrations(rows, origin: str) -> LoadedRecords:
+    """One SFTRecord per Alpaca row: prompt = instruction (+ blank line + input when present), completion =
+    output. Rows with an empty output (a few exist upstream) are skipped and counted."""
+    records, skipped = [], 0
+    for number, row in rows:
+        instruction, extra = _text(row, "instruction", origin, number), _text(row, "input", origin, number, False)
+        output = _text(row, "output", origin, number, False)
+        if not output.strip():
+            skipped += 1
+            continue
+        prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        records.append(SFTRecord(prompt, output))
+    return LoadedRecords(tuple(records), skipped, origin)
+
+
+def gsm8k_demonstrations(rows, origin: str) -> LoadedRecords:
+    """One SFTRecord per GSM8K train problem: prompt = question, completion = the worked answer ending
+    in ``#### <number>`` (the format lm-eval's gsm8k task extracts)."""
+    records = [SFTRecord(_text(row, "question", origin, n), _text(row, "answer", origin, n)) for n, row in rows]
+    return LoadedRecords(tuple(records), 0, origin)
+
+
+@functools.lru_cache(maxsize=4)
+def _sft_from_file(path: str, parse: Callable) -> LoadedRecords:
+    return parse(read_json_rows(path), path)
+
+
+def _alpaca_5k_from_upstream() -> LoadedRecords:
+    try:
+        with urllib.request.urlopen(ALPACA_5K_UPSTREAM, timeout=60) as response:  # noqa: S310 (pinned URL)
+            rows = json.load(response)
+    except (OSError, ValueError) as exc:
+        raise SuiteError(f"alpaca-5k: cannot download {ALPACA_5K_UPSTREAM} ({exc}); set ALIGNSUITE_DATA to a local "
+                         "mirror") from None
+    return alpaca_demonstrations(list(enumerate(rows, start=1)), ALPACA_5K_UPSTREAM)
+
+
+def _gsm8k_from_hub() -> LoadedRecords:
+    import datasets
+
+    rows = datasets.load_dataset("openai/gsm8k", "main", split="train")
+    return gsm8k_demonstrations(list(enumerate(rows, start=1)), "hub openai/gsm8k main/train")
+
+
+def load_alpaca_5k() -> LoadedRecords:
+    root = mirror_root()
+    if root:
+        return _sft_from_file(str(_mirror_file(root, ALPACA_5K_MIRROR)), alpaca_demonstrations)
+    return _alpaca_5k_from_upstream()
+
+
+def load_gsm8k_train() -> LoadedRecords:
+    root = mirror_root()
+    return _sft_from_file(str(_mirror_file(root, GSM8K_TRAIN_MIRROR)), gsm8k_demonstrations) if root else _gsm8k_from_hub()
+
+
 # -- the registry -----------------------------------------------------------------------------------
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -200,6 +270,36 @@ DATASETS: dict[str, DatasetSpec] = {
             mirror_file=ALPACA_MIRROR,
             upstream=f"{ALPACA_UPSTREAM}/{ALPACA_ANNOTATIONS} for {len(ALPACA_EVAL_MODELS)} models",
             loader=load_alpaca_scored,
+        ),
+        DatasetSpec(
+            id="alpaca-5k",
+            hub_id="tatsu-lab/alpaca",
+            hub_config=None,
+            hub_split=None,
+            feedback="sft",
+            description="A 5000-row random subset of the 52k Stanford Alpaca instruction demonstrations "
+                        "(instruction + input -> output): PAFT-style SFT data",
+            source="Taori et al. 2023, Stanford Alpaca; github.com/tatsu-lab/stanford_alpaca (PR #152, 5e69c500)",
+            license="CC BY-NC 4.0 (non-commercial)",
+            rows=5000,
+            mirror_file=ALPACA_5K_MIRROR,
+            upstream=ALPACA_5K_UPSTREAM,
+            loader=load_alpaca_5k,
+        ),
+        DatasetSpec(
+            id="gsm8k-train",
+            hub_id="openai/gsm8k",
+            hub_config="main",
+            hub_split="train",
+            feedback="sft",
+            description="GSM8K training problems with worked answers ending in '#### <answer>' (math SFT data; "
+                        "the leaderboard's gsm8k task scores the test split)",
+            source="Cobbe et al. 2021, Training Verifiers to Solve Math Word Problems (arXiv 2110.14168)",
+            license="MIT",
+            rows=7473,
+            mirror_file=GSM8K_TRAIN_MIRROR,
+            upstream='datasets.load_dataset("openai/gsm8k", "main", split="train")',
+            loader=load_gsm8k_train,
         ),
     )
 }

@@ -1,0 +1,109 @@
+"""What a composite method (PAFT, SFT→DPO) can do with its component runs.
+
+A composite names its components (other registered methods, possibly on other data); the runner plans
+and runs them as ordinary runs first. The composite's ``compose`` then gets a :class:`ComposeContext`:
+load a component's trained model, measure its delta from the base, merge components with a registered
+merge method, or train further from a component — and returns the model the runner evaluates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+
+from suite.errors import SuiteError
+
+
+def load_trained(model_dir, base_model_id: str, dtype: str | None = None):
+    """A trained run's weights as a plain model: full weights load directly; a LoRA adapter is applied to
+    a fresh copy of the base and merged."""
+    from pathlib import Path
+
+    from suite.models import load_model
+
+    model_dir = Path(model_dir)
+    if (model_dir / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base = load_model(base_model_id, dtype=dtype).model
+        return PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
+    return load_model(str(model_dir), dtype=dtype).model
+
+
+class ComposeContext:
+    """The runner's services for one composite run (see module docstring)."""
+
+    def __init__(self, runner, run, base_model, tokenizer, timings: dict):
+        self.runner, self.run, self.tokenizer, self.timings = runner, run, tokenizer, timings
+        self.base_model = base_model
+        self.config = runner.config
+        self.summary: dict = {"components": dict(run.components)}
+
+    # -- components ---------------------------------------------------------------------------------
+    def component_dir(self, name: str):
+        run_id = self.run.components.get(name)
+        if run_id is None:
+            raise SuiteError(f"{self.run.run_id}: no component {name!r}; components: {sorted(self.run.components)}")
+        if not self.runner.store.is_complete(run_id):
+            raise SuiteError(f"{self.run.run_id}: component {name!r} ({run_id}) is not complete — it failed or did "
+                             "not run; its manifest says why")
+        model_dir = self.runner.store.run_dir(run_id) / "model"
+        if not model_dir.is_dir():
+            raise SuiteError(f"{self.run.run_id}: component {name!r} ({run_id}) has no saved model in {model_dir}")
+        return model_dir
+
+    def load_component(self, name: str):
+        """The component's trained model (LoRA merged), loaded fresh."""
+        started = time.perf_counter()
+        model = load_trained(self.component_dir(name), self.config.model, self.config.train.dtype)
+        self.timings["load_components_s"] = self.timings.get("load_components_s", 0.0) + time.perf_counter() - started
+        return model
+
+    def base_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.base_model.state_dict().items()}
+
+    # -- operations -----------------------------------------------------------------------------------
+    def delta_sparsity(self, name: str, model=None) -> dict:
+        """The component's delta from the base and its sparsity (``suite.delta``), recorded in the summary."""
+        from suite.delta_analysis import delta_report
+
+        model = model if model is not None else self.load_component(name)
+        report = delta_report(self.base_model, model)
+        self.summary.setdefault("delta", {})[name] = report
+        return report
+
+    def merge(self, names: list[str], merge_method: str, weights: list[float], parameters: dict, seed: int):
+        """θ_0 + merge(δ_1 … δ_n): the components' deltas from the base, merged by a registered merge method."""
+        from suite.merge_methods import merge_models
+
+        if len(weights) != len(names):
+            raise SuiteError(f"{self.run.run_id}: {len(names)} components to merge but {len(weights)} weights")
+        started = time.perf_counter()
+        models = [self.load_component(name) for name in names]
+        for name, model in zip(names, models):
+            self.delta_sparsity(name, model)
+        merged = merge_models(self.base_model, models, merge_method, weights=weights, parameters=parameters, seed=seed)
+        self.timings["merge_s"] = time.perf_counter() - started
+        self.summary["merge"] = {"method": merge_method, "components": names, "weights": list(weights),
+                                 "parameters": dict(parameters), "seed": seed}
+        return merged
+
+    def train(self, method_id: str, start_model, overrides: dict | None = None):
+        """Train a registered method further from ``start_model`` — which is also its reference — on the
+        experiment's data (SFT→DPO: DPO from the SFT model). Returns (model, train summary)."""
+        from suite.models import model_fingerprint
+        from suite.registry import get_method
+
+        method = get_method(method_id)
+        overrides = dict(overrides or {})
+        if self.config.train.learning_rate is not None and "learning_rate" not in overrides:
+            overrides["learning_rate"] = self.config.train.learning_rate  # the same lr as every other run
+        step = dataclasses.replace(self.run, method=method, hyperparameters=method.hyperparameters(overrides),
+                                   dataset=None, components={})
+        records = self.runner._prepare(method.feedback, self.run.seed).train
+        model, summary = self.runner._train(step, start_model, self.tokenizer, records, self.timings,
+                                            reference_fingerprint=model_fingerprint(start_model), save=False)
+        self.summary.setdefault("trained", {})[method_id] = summary
+        return model, summary

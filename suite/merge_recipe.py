@@ -1,0 +1,113 @@
+"""``alignsuite merge RECIPE.yaml``: merge fine-tuned models that share a base, save the result with a card.
+
+A recipe::
+
+    base: smollm2-135m-instruct            # an id or path (suite.models.load_model)
+    models:                                # ids, paths, LoRA adapter dirs or run directories
+      - {model: results/paft/runs/sft-l1-s0-…, weight: 1.0}
+      - {model: results/paft/runs/dpo-s0-…, weight: 1.0}
+    method: ties                           # a registered merge method (suite.merge_methods)
+    parameters: {density: 0.5}
+    seed: 0
+    out: merged/paft-ties                  # or --out
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from suite.errors import ConfigError
+
+
+def load_recipe(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: recipe file not found")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{path}: expected a mapping with base, models and method")
+    for key in ("base", "models", "method"):
+        if key not in recipe:
+            raise ConfigError(f"{path}: {key}: missing")
+    unknown = sorted(set(recipe) - {"base", "models", "method", "parameters", "seed", "out"})
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: unknown key")
+    if not isinstance(recipe["models"], list) or not recipe["models"]:
+        raise ConfigError(f"{path}: models: expected a non-empty list of {{model, weight}}")
+    for index, entry in enumerate(recipe["models"]):
+        if isinstance(entry, str):
+            recipe["models"][index] = entry = {"model": entry}
+        if not isinstance(entry, dict) or "model" not in entry:
+            raise ConfigError(f"{path}: models[{index}].model: missing")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ConfigError(f"{path}: models[{index}].weight: expected a number, got {weight!r}")
+    if not isinstance(recipe.get("seed", 0), int):
+        raise ConfigError(f"{path}: seed: expected an integer")
+    from suite.merge_methods import get_merge_method
+
+    try:
+        get_merge_method(recipe["method"]).resolve(recipe.get("parameters"))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return recipe
+
+
+def model_card(recipe: dict, versions: dict, revision: str | None) -> str:
+    rows = "\n".join(f"| `{m['model']}` | {m.get('weight', 1.0)} |" for m in recipe["models"])
+    return f"""---
+tags: [merge, alignsuite]
+base_model: {recipe['base']}
+---
+# Merged model
+
+Made by `alignsuite merge` with method **{recipe['method']}** (parameters {json.dumps(recipe.get('parameters') or {})},
+seed {recipe.get('seed', 0)}) from the base `{recipe['base']}` and:
+
+| model | weight |
+|---|---|
+{rows}
+
+alignsuite git revision: {revision or 'unknown'}; torch {versions.get('torch')}, transformers
+{versions.get('transformers')}, peft {versions.get('peft')}. The full recipe is in `merge_recipe.json`.
+"""
+
+
+def run_recipe(path, out: str | None = None) -> Path:
+    from suite.delta_analysis import resolve_model
+    from suite.merge_methods import merge_models
+    from suite.models import load_model
+    from suite.store import git_revision, package_versions
+
+    recipe = load_recipe(path)
+    out_dir = Path(out or recipe.get("out") or Path("merged") / Path(path).stem)
+    loaded = load_model(recipe["base"])
+    models = [resolve_model(str(entry["model"]), base_id=recipe["base"]) for entry in recipe["models"]]
+    merged = merge_models(loaded.model, models, recipe["method"], [float(e.get("weight", 1.0)) for e in recipe["models"]],
+                          recipe.get("parameters"), int(recipe.get("seed", 0)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out_dir, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(out_dir)
+    versions = package_versions()
+    (out_dir / "merge_recipe.json").write_text(json.dumps({**recipe, "out": str(out_dir)}, indent=2, default=str))
+    (out_dir / "README.md").write_text(model_card(recipe, versions, git_revision()))
+    return out_dir
+
+
+def _cmd_merge(args) -> int:
+    out_dir = run_recipe(args.recipe, args.out)
+    print(f"merged model: {out_dir}")
+    return 0
+
+
+def add_command(subparsers) -> None:
+    parser = subparsers.add_parser("merge", help="merge fine-tuned models that share a base (a YAML recipe)")
+    parser.add_argument("recipe", help="merge recipe YAML: base, models [{model, weight}], method, parameters, seed")
+    parser.add_argument("--out", help="output folder (default: the recipe's out, else merged/<recipe name>)")
+    parser.set_defaults(func=_cmd_merge)
