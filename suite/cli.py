@@ -40,6 +40,10 @@ def _cmd_report(args) -> int:
     paths = write_report(Path(args.results_dir))
     for field, value in vars(paths).items():
         print(f"{field}: {value}")
+    if args.paft:
+        from suite.paft_report import write_paft_report
+
+        print(f"paft: {write_paft_report(Path(args.results_dir))}")
     return 0
 
 
@@ -108,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write report.md, leaderboard.csv and charts from stored runs")
     report.add_argument("results_dir")
+    report.add_argument("--paft", action="store_true",
+                        help="also the PAFT reproduction report (delta sparsity, claims vs the paper): report/paft.md")
     report.set_defaults(func=_cmd_report)
 
     methods = sub.add_parser("methods", help="list registered alignment methods")
