@@ -53,3 +53,21 @@ def demo(session):
     out = os.environ.get("ALIGNSUITE_DEMO_OUT", "results/demo")
     session.run("alignsuite", "run", "reports/recipes/demo.yaml", "--out", out, "--report", *session.posargs,
                 env=offline_env())
+
+
+@nox.session(name="compare-offline")
+def compare_offline(session):
+    """Every offline method in the registry under the demo's conditions (about 3 minutes per method on CPU)."""
+    install(session)
+    session.run("alignsuite", "run", "reports/recipes/all-offline.yaml", "--out", "results/all-offline", "--report",
+                *session.posargs, env=offline_env())
+
+
+@nox.session(name="reproduce-paft")
+def reproduce_paft(session):
+    """PAFT at small scale: base, SFT, DPO, SFT→DPO and PAFT merges (linear / TIES / DARE-TIES, with and
+    without L1), then the reproduction report (report/paft.md) next to the paper's claims."""
+    install(session)
+    session.run("alignsuite", "run", "reports/recipes/paft.yaml", "--out", "results/paft", "--jobs", "auto",
+                *session.posargs, env=offline_env())
+    session.run("alignsuite", "report", "results/paft", "--paft", env=offline_env())

@@ -88,6 +88,14 @@ def test_paft_and_sequential_pipelines_end_to_end_in_parallel_workers(paft_confi
     assert sequential["train"]["trained"]["dpo"]["steps"] == 2 and "sft" in sequential["train"]["delta"]
     report = (out / "report" / "report.md").read_text()
     assert "paft-ties" in report and "sft-then-dpo" in report
+    assert main(["report", str(out), "--paft"]) == 0
+    paft = (out / "report" / "paft.md").read_text()
+    assert "## Delta sparsity" in paft and "| sft-l1 |" in paft and "| dpo |" in paft
+    claims = paft.split("## Claims")[1]
+    # claims with their rows present get a verdict (L1 sparsity, parallel vs sequential); the rest say what they need
+    assert claims.count("| reproduced |") + claims.count("| not reproduced |") == 2
+    assert "| l1-helps-ties-most |" in claims and "not measured" in claims
+    assert (out / "report" / "paft_delta_histogram.png").stat().st_size > 1000
     # a second run finds everything complete
     assert main(["run", str(path), "--out", str(out)]) == 0
 
