@@ -9,6 +9,7 @@ PAFT (arXiv 2406.17923) finds the preference delta naturally sparse and the SFT 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -18,7 +19,7 @@ import torch
 
 from suite.errors import ConfigError
 
-RELATIVE_EPSILONS = (1e-3, 1e-2, 1e-1)
+RELATIVE_EPSILONS = (1e-4, 1e-3, 1e-2, 1e-1)
 HISTOGRAM_EDGES = [float(x) for x in range(-12, 1)]  # log10|δ| bins; exact zeros are counted apart
 _LAYER = re.compile(r"layers\.(\d+)\.")
 
@@ -36,7 +37,39 @@ def layer_index(name: str) -> int | None:
 
 
 def state_of(model_or_state) -> dict[str, torch.Tensor]:
-    return model_or_state if isinstance(model_or_state, dict) else model_or_state.state_dict()
+    """A plain state dict. A peft model (LoRA merged into it or not) gives its base model's weight names
+    with the adapter folded in (θ + B·A·scaling): peft merges a copy, the caller's model is left as it is."""
+    if isinstance(model_or_state, dict):
+        return model_or_state
+    from peft import PeftModel
+
+    if isinstance(model_or_state, PeftModel):
+        # merge_and_unload skips adapters already merged, so merged and unmerged models give the same weights
+        return copy.deepcopy(model_or_state).merge_and_unload().state_dict()
+    return model_or_state.state_dict()
+
+
+def weight_names(state: dict[str, torch.Tensor]) -> list[str]:
+    """The floating-point weights of a state dict, sorted; a weight stored under two names (tied
+    input/output embeddings) is listed once, under its first name."""
+    names, seen = [], set()
+    for name in sorted(state):
+        tensor = state[name]
+        if tensor.is_floating_point() and tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            names.append(name)
+    return names
+
+
+def check_same_architecture(base_state: dict, tuned_state: dict) -> None:
+    """ConfigError naming the first weight that is in only one model, or whose shapes differ."""
+    missing = sorted(set(base_state) ^ set(tuned_state))
+    if missing:
+        raise ConfigError(f"models differ in architecture: weight {missing[0]!r} is in only one of them")
+    for name in sorted(base_state):
+        if base_state[name].shape != tuned_state[name].shape:
+            raise ConfigError(f"models differ in architecture: {name!r} has shape {tuple(base_state[name].shape)} "
+                              f"vs {tuple(tuned_state[name].shape)}")
 
 
 def weight_deltas(base, tuned) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -44,23 +77,22 @@ def weight_deltas(base, tuned) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
     A weight stored under two names (tied input/output embeddings) is counted once."""
     base_state, tuned_state = state_of(base), state_of(tuned)
-    missing = sorted(set(base_state) ^ set(tuned_state))
-    if missing:
-        raise ConfigError(f"models differ in architecture: weight {missing[0]!r} is in only one of them")
-    pairs, seen = {}, set()
-    for name in sorted(base_state):
-        base_tensor, tuned_tensor = base_state[name], tuned_state[name]
-        if not base_tensor.is_floating_point():
-            continue
-        if base_tensor.shape != tuned_tensor.shape:
-            raise ConfigError(f"models differ in architecture: {name!r} has shape {tuple(base_tensor.shape)} "
-                              f"vs {tuple(tuned_tensor.shape)}")
-        if base_tensor.data_ptr() in seen:
-            continue
-        seen.add(base_tensor.data_ptr())
-        base32 = base_tensor.detach().float()
-        pairs[name] = (base32, tuned_tensor.detach().float() - base32)
+    check_same_architecture(base_state, tuned_state)
+    pairs = {}
+    for name in weight_names(base_state):
+        base32 = base_state[name].detach().float()
+        pairs[name] = (base32, tuned_state[name].detach().float() - base32)
     return pairs
+
+
+def hoyer_sparsity(entries: int, l1: float, l2: float) -> float:
+    """Hoyer's scale-free sparsity of a vector, (√n − ‖δ‖₁/‖δ‖₂) / (√n − 1): 0 when every entry has the
+    same magnitude, 1 when one entry carries everything (Hoyer 2004, JMLR 5). Unlike a threshold it does
+    not depend on how large the delta is, so short and long trainings compare."""
+    if entries <= 1 or l2 == 0:
+        return 1.0
+    root = math.sqrt(entries)
+    return (root - l1 / l2) / (root - 1)
 
 
 class _Tally:
@@ -89,6 +121,7 @@ class _Tally:
             "exact_zero": self.zeros / n,
             "sparsity": [{"relative_epsilon": e, "fraction": s / n} for e, s in zip(self.epsilons, self.small)],
             "mean_abs_delta": self.abs_sum / n,
+            "hoyer": hoyer_sparsity(self.entries, self.abs_sum, math.sqrt(self.delta_sq)),
             "relative_norm": math.sqrt(self.delta_sq) / math.sqrt(self.base_sq) if self.base_sq else 0.0,
         }
 
@@ -153,7 +186,7 @@ def plot_histograms(reports: dict[str, dict], path: Path, title: str = "Delta ma
 def format_summary(report: dict, top: int = 8) -> str:
     overall = report["overall"]
     lines = [f"entries: {overall['entries']:,}   exact zeros: {overall['exact_zero']:.2%}   "
-             f"relative norm ||δ||/||θ||: {overall['relative_norm']:.3g}"]
+             f"relative norm ||δ||/||θ||: {overall['relative_norm']:.3g}   Hoyer sparsity: {overall['hoyer']:.3f}"]
     lines += [f"sparsity |δ| <= {row['relative_epsilon']:g}·mean|θ|: {row['fraction']:.2%}" for row in overall["sparsity"]]
     lines.append("by module type (sparsity at each threshold):")
     for name, row in list(report["by_module"].items())[:top]:
@@ -178,13 +211,14 @@ def resolve_model(spec: str, base_id: str | None = None):
 
 
 def _cmd_delta(args) -> int:
+    from suite.store import write_json_atomic
+
     base = resolve_model(args.base)
     tuned = resolve_model(args.tuned, base_id=args.base)
     report = delta_report(base, tuned)
     print(format_summary(report))
     out = Path(args.out or "delta")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "delta.json").write_text(json.dumps({"base": args.base, "tuned": args.tuned, **report}, indent=2))
+    write_json_atomic(out / "delta.json", {"base": args.base, "tuned": args.tuned, **report})
     plot_histograms({Path(args.tuned).name or args.tuned: report}, out / "delta_histogram.png")
     print(f"wrote {out / 'delta.json'} and {out / 'delta_histogram.png'}")
     return 0

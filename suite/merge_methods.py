@@ -46,6 +46,8 @@ class MergeMethod:
 
 class Linear(MergeMethod):
     def merge_tensor(self, base, deltas, weights, parameters):
+        if float(weights.sum()) == 0.0:
+            raise ConfigError("merge method 'linear' normalises the weights, but they sum to zero")
         # Σ w_i θ_i / Σ w_i = θ_0 + Σ w_i δ_i / Σ w_i: a weighted average of the models
         return base + merge_utils.task_arithmetic(deltas, weights / weights.sum())
 
@@ -132,8 +134,9 @@ def merge_state_dicts(base: dict, tuned: list[dict], method_id: str, weights: li
     """Merge state dicts that share ``base``: floating-point tensors through the method, the rest from base.
 
     Tensor k's random draws (DARE) use seed + k over the sorted names: the same inputs and seed give the
-    same merge, whatever else ran before."""
-    from suite.delta_analysis import weight_deltas
+    same merge, whatever else ran before. Deltas are formed one tensor at a time, so the extra memory is
+    one tensor's worth, not a copy of every model."""
+    from suite.delta_analysis import check_same_architecture, weight_names
 
     method = get_merge_method(method_id)
     parameters = method.resolve(parameters)
@@ -142,27 +145,34 @@ def merge_state_dicts(base: dict, tuned: list[dict], method_id: str, weights: li
         raise ConfigError(f"merge: {len(tuned)} models but {len(weights)} weights")
     if method.models is not None and len(tuned) != method.models:
         raise ConfigError(f"merge method {method.id!r} merges exactly {method.models} models, got {len(tuned)}")
-    per_model = [weight_deltas(base, state) for state in tuned]  # also checks the architectures match
+    for index, state in enumerate(tuned):
+        try:
+            check_same_architecture(base, state)
+        except ConfigError as exc:
+            raise ConfigError(f"merge: model {index}: {exc}") from None
+    names = weight_names(base)
     merged = dict(base)
     weight_tensor = torch.tensor(weights, dtype=torch.float32)
-    for index, name in enumerate(sorted(per_model[0])):
-        base_tensor = per_model[0][name][0]
+    for index, name in enumerate(names):
+        base_tensor = base[name].detach().float()
+        deltas = [state[name].detach().float() - base_tensor for state in tuned]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + index)
-            value = method.merge_tensor(base_tensor, [deltas[name][1] for deltas in per_model], weight_tensor,
-                                        parameters)
+            value = method.merge_tensor(base_tensor, deltas, weight_tensor, parameters)
         merged[name] = value.to(base[name].dtype)
     # a tied weight (one tensor under two names) takes the merged value under every name
-    by_pointer = {base[name].data_ptr(): merged[name] for name in per_model[0]}
+    by_pointer = {base[name].data_ptr(): merged[name] for name in names}
     for name, tensor in base.items():
-        if tensor.is_floating_point() and name not in per_model[0]:
+        if tensor.is_floating_point() and name not in names:
             merged[name] = by_pointer.get(tensor.data_ptr(), tensor)
     return merged
 
 
 def merge_models(base_model, models: list, method_id: str, weights=None, parameters=None, seed: int = 0):
     """A new model: ``base_model``'s architecture with the merged weights of ``models``."""
-    merged_state = merge_state_dicts(base_model.state_dict(), [m.state_dict() for m in models], method_id,
+    from suite.delta_analysis import state_of  # a peft model counts with its adapter folded in
+
+    merged_state = merge_state_dicts(base_model.state_dict(), [state_of(m) for m in models], method_id,
                                      weights, parameters, seed)
     merged = copy.deepcopy(base_model)
     merged.load_state_dict(merged_state)

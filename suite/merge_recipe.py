@@ -40,23 +40,54 @@ def load_recipe(path) -> dict:
         raise ConfigError(f"{path}: {unknown[0]}: unknown key")
     if not isinstance(recipe["models"], list) or not recipe["models"]:
         raise ConfigError(f"{path}: models: expected a non-empty list of {{model, weight}}")
+    if not isinstance(recipe["base"], str) or not recipe["base"]:
+        raise ConfigError(f"{path}: base: expected a model id or path, got {recipe['base']!r}")
     for index, entry in enumerate(recipe["models"]):
         if isinstance(entry, str):
             recipe["models"][index] = entry = {"model": entry}
         if not isinstance(entry, dict) or "model" not in entry:
             raise ConfigError(f"{path}: models[{index}].model: missing")
+        # a misspelt key (wieght) would otherwise silently merge with the default weight
+        unknown_entry_keys = sorted(set(entry) - {"model", "weight"})
+        if unknown_entry_keys:
+            raise ConfigError(f"{path}: models[{index}].{unknown_entry_keys[0]}: unknown key; known: model, weight")
+        if not isinstance(entry["model"], str) or not entry["model"]:
+            raise ConfigError(f"{path}: models[{index}].model: expected a model id or path, got {entry['model']!r}")
         weight = entry.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ConfigError(f"{path}: models[{index}].weight: expected a number, got {weight!r}")
-    if not isinstance(recipe.get("seed", 0), int):
+    seed = recipe.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"{path}: seed: expected an integer")
+    if not isinstance(recipe.get("parameters") or {}, dict):
+        raise ConfigError(f"{path}: parameters: expected a mapping of parameter names to values")
     from suite.merge_methods import get_merge_method
 
     try:
-        get_merge_method(recipe["method"]).resolve(recipe.get("parameters"))
+        method = get_merge_method(recipe["method"])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: method: {exc}") from None
+    try:
+        method.resolve(recipe.get("parameters"))  # its messages name parameters.<key>
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if method.models is not None and len(recipe["models"]) != method.models:
+        raise ConfigError(f"{path}: models: merge method {method.id!r} merges exactly {method.models} models, "
+                          f"got {len(recipe['models'])}")
     return recipe
+
+
+def _load_recipe_model(path, key: str, spec: str, base_id: str | None = None, base_state: dict | None = None):
+    """One of the recipe's models; a load failure or an architecture mismatch names the recipe and key."""
+    from suite.delta_analysis import check_same_architecture, resolve_model, state_of
+
+    try:
+        model = resolve_model(spec, base_id=base_id)
+        if base_state is not None:
+            check_same_architecture(base_state, state_of(model))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {key}: {exc}") from None
+    return model
 
 
 def model_card(recipe: dict, versions: dict, revision: str | None) -> str:
@@ -80,23 +111,34 @@ alignsuite git revision: {revision or 'unknown'}; torch {versions.get('torch')},
 
 
 def run_recipe(path, out: str | None = None) -> Path:
-    from suite.delta_analysis import resolve_model
     from suite.merge_methods import merge_models
     from suite.models import load_model
-    from suite.store import git_revision, package_versions
+    from suite.store import git_revision, package_versions, write_json_atomic
 
     recipe = load_recipe(path)
     out_dir = Path(out or recipe.get("out") or Path("merged") / Path(path).stem)
-    loaded = load_model(recipe["base"])
-    models = [resolve_model(str(entry["model"]), base_id=recipe["base"]) for entry in recipe["models"]]
-    merged = merge_models(loaded.model, models, recipe["method"], [float(e.get("weight", 1.0)) for e in recipe["models"]],
-                          recipe.get("parameters"), int(recipe.get("seed", 0)))
+    try:
+        loaded = load_model(recipe["base"])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: base: {exc}") from None
+    base_state = loaded.model.state_dict()
+    models = [_load_recipe_model(path, f"models[{index}].model", entry["model"], recipe["base"], base_state)
+              for index, entry in enumerate(recipe["models"])]
+    try:
+        merged = merge_models(loaded.model, models, recipe["method"],
+                              [float(e.get("weight", 1.0)) for e in recipe["models"]],
+                              recipe.get("parameters"), int(recipe.get("seed", 0)))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out_dir, safe_serialization=True)
     loaded.tokenizer.save_pretrained(out_dir)
     versions = package_versions()
-    (out_dir / "merge_recipe.json").write_text(json.dumps({**recipe, "out": str(out_dir)}, indent=2, default=str))
-    (out_dir / "README.md").write_text(model_card(recipe, versions, git_revision()))
+    revision = git_revision()
+    write_json_atomic(out_dir / "merge_recipe.json",
+                      {**recipe, "out": str(out_dir), "alignsuite": {"version": versions.get("alignsuite"),
+                                                                      "git_revision": revision}})
+    (out_dir / "README.md").write_text(model_card(recipe, versions, revision))
     return out_dir
 
 

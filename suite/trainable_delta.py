@@ -53,10 +53,17 @@ class TrainableDelta:
         return total if total is not None else torch.zeros(())
 
     @torch.no_grad()
-    def sparsity(self) -> float:
-        """Fraction of δ entries with |δ| ≤ ε, ε = relative_epsilon × the weight's mean |θ_0|."""
+    def sparsity(self) -> dict:
+        """{"sparsity": fraction of δ entries with |δ| ≤ ε (ε = relative_epsilon × the weight's mean |θ_0|),
+        "hoyer": Hoyer's scale-free sparsity of the whole delta} in one pass over the deltas."""
+        from suite.delta_analysis import hoyer_sparsity
+
         small = count = 0
+        l1 = squares = 0.0
         for name, delta in self.deltas():
-            small += int((delta.abs() <= self.thresholds[name]).sum())
+            magnitude = delta.abs()
+            small += int((magnitude <= self.thresholds[name]).sum())
             count += delta.numel()
-        return small / max(1, count)
+            l1 += magnitude.sum().item()
+            squares += float((delta.double() ** 2).sum())
+        return {"sparsity": small / max(1, count), "hoyer": hoyer_sparsity(count, l1, squares ** 0.5)}

@@ -213,7 +213,7 @@ class AlignmentTrainer(Trainer):
             batch.delta_l1 = self.trainable_delta.l1()
         loss, metrics = self.method.objective(batch, self.hyperparameters)
         if self.trainable_delta is not None:  # how sparse the penalty has made δ so far
-            metrics = {**metrics, "delta/sparsity": self.trainable_delta.sparsity()}
+            metrics = {**metrics, **{f"delta/{k}": v for k, v in self.trainable_delta.sparsity().items()}}
         for name, value in metrics.items():
             self._stored[name].append(float(value))
         return (loss, {"metrics": metrics}) if return_outputs else loss

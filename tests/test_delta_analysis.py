@@ -71,3 +71,25 @@ def test_lora_delta_is_low_rank_and_dense_and_cli_writes_json_and_png(tmp_path, 
     assert written["by_module"]["q_proj"]["exact_zero"] == pytest.approx(q["exact_zero"])
     assert (tmp_path / "out" / "delta_histogram.png").stat().st_size > 1000
     assert "sparsity |δ| <=" in capsys.readouterr().out
+
+
+def test_lora_delta_is_peft_delta_weight_whether_merged_or_not():
+    """δ of an in-memory PeftModel = B·A·scaling (peft's get_delta_weight) per target module, zero elsewhere."""
+    from suite.models import add_lora, load_model
+
+    base = load_model("tiny-llama").model
+    model = add_lora(load_model("tiny-llama").model, {"r": 2, "target_modules": ["q_proj", "v_proj"]})
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1, generator=torch.Generator().manual_seed(1))
+    q_proj = model.get_base_model().model.layers[1].self_attn.q_proj
+    expected = q_proj.get_delta_weight("default")
+    unmerged = weight_deltas(base, model)
+    assert torch.allclose(unmerged["model.layers.1.self_attn.q_proj.weight"][1], expected, atol=1e-6)
+    assert unmerged["model.layers.1.self_attn.k_proj.weight"][1].abs().max() == 0
+    assert not q_proj.merged  # the caller's model is untouched: peft merged a copy
+    model.merge_adapter()
+    merged = weight_deltas(base, model)
+    assert torch.allclose(merged["model.layers.1.self_attn.q_proj.weight"][1], expected, atol=1e-6)
+    assert set(merged) == set(unmerged)

@@ -128,3 +128,44 @@ def test_merge_recipe_end_to_end(tmp_path, capsys):
                                       "parameters": {"k": 1}}))
     assert main(["merge", str(recipe)]) == 2
     assert "recipe.yaml: parameters.k: merge method 'ties' has no such parameter" in capsys.readouterr().err
+
+
+def test_linear_weights_summing_to_zero_are_an_error():
+    base = {"w": torch.zeros(2)}
+    with pytest.raises(ConfigError, match="sum to zero"):
+        merge_state_dicts(base, [base, base], "linear", weights=[1.0, -1.0])
+
+
+def _save_narrow_llama(folder):
+    """A Llama like tiny-llama but with half the hidden size: a different architecture for the same tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from suite.models import TINY_CONFIG, load_model
+
+    loaded = load_model("tiny-llama")
+    config = LlamaConfig(**{**loaded.model.config.to_dict(), **TINY_CONFIG, "hidden_size": 32})
+    LlamaForCausalLM(config).save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_bad_recipes_name_the_file_and_the_key(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+
+    def error_for(payload) -> str:
+        recipe.write_text(yaml.safe_dump(payload))
+        assert main(["merge", str(recipe), "--out", str(tmp_path / "out")]) == 2
+        return capsys.readouterr().err
+
+    good = {"base": "tiny-llama", "models": ["tiny-llama", "tiny-llama"], "method": "linear"}
+    assert "recipe.yaml: method: merge method 'nope' is unknown; known: dare-linear" in error_for(
+        {**good, "method": "nope"})
+    assert "recipe.yaml: method: missing" in error_for({k: v for k, v in good.items() if k != "method"})
+    assert "recipe.yaml: models[1].wieght: unknown key" in error_for(
+        {**good, "models": ["tiny-llama", {"model": "tiny-llama", "wieght": 0.3}]})
+    assert "recipe.yaml: models: merge method 'slerp' merges exactly 2 models" in error_for(
+        {**good, "models": ["tiny-llama"], "method": "slerp"})
+    narrow = _save_narrow_llama(tmp_path / "narrow")
+    err = error_for({**good, "models": ["tiny-llama", narrow]})
+    assert "recipe.yaml: models[1].model: models differ in architecture: 'lm_head.weight' has shape" in err
+    assert not (tmp_path / "out").exists()
