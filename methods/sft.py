@@ -58,8 +58,8 @@ register(
         feedback="sft",
         taxonomy=SFT_TAXONOMY,
         needs_reference=False,
-        # λ is ours: PAFT reports > 90 % sparsity but not its λ; this one sparsifies SmolLM2's LoRA delta
-        # in 20 steps without stopping the NLL from falling. Sweep it for other models and budgets.
+        # λ is ours: PAFT reports > 90 % sparsity but not its λ. On SmolLM2-135M (LoRA r16, lr 5e-5, 10 steps
+        # of Alpaca) λ = 1e-3 cut Σ|δ| from 1666 to 153 at the same NLL (1.80 vs 1.79). Sweep it elsewhere.
         defaults={"learning_rate": 5e-6, "l1_lambda": 1e-3},
         objective=l1_sft_objective,
         description="SFT with an L1 penalty on the trainable delta, so it merges well (PAFT's sparse SFT).",
