@@ -339,13 +339,38 @@ def test_registry_ids_specs_and_unknown_ids():
     assert (hh.hub_id, hh.hub_config, hh.hub_split, hh.feedback) == ("Anthropic/hh-rlhf", "harmless-base", "test",
                                                                      "pairwise")
     assert get_dataset("alpaca-eval-scored").feedback == "scalar"
-    with pytest.raises(ConfigError, match="unknown dataset 'nope'; registered: alpaca-eval-scored, hh-rlhf-harmless"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nope'; registered: alpaca-5k, alpaca-eval-scored, "
+                                          "gsm8k-train, hh-rlhf-harmless"):
         get_dataset("nope")
     rows = describe_datasets()
     assert [r["id"] for r in rows] == list(DATASETS)
     for row in rows:
         assert {"id", "hub_id", "feedback", "source", "license", "rows", "description"} <= set(row)
         json.dumps(row)  # the CLI prints it as JSON
+
+
+def test_sft_sets_parse_alpaca_and_gsm8k_rows():
+    from suite.data.registry import alpaca_demonstrations, gsm8k_demonstrations
+
+    loaded = alpaca_demonstrations([(1, {"instruction": "Add", "input": "2 and 3", "output": "5"}),
+                                    (2, {"instruction": "Greet", "input": "", "output": "Hello"}),
+                                    (3, {"instruction": "Empty", "input": "", "output": " "})], "a.json")
+    assert [(r.prompt, r.completion) for r in loaded.records] == [("Add\n\n2 and 3", "5"), ("Greet", "Hello")]
+    assert loaded.skipped == 1  # an empty output is skipped and counted, as upstream has a few
+    with pytest.raises(DataError, match="a.json: row 1, key 'instruction': missing or empty"):
+        alpaca_demonstrations([(1, {"input": "", "output": "x"})], "a.json")
+    (record,) = gsm8k_demonstrations([(1, {"question": "1+1?", "answer": "1+1=2\n#### 2"})], "g.jsonl").records
+    assert record.completion.endswith("#### 2")
+
+
+def test_sft_sets_from_the_mirror(mirror):
+    from suite.data import prepare_data
+
+    alpaca = prepare_data("alpaca-5k", "sft", train_max=2)
+    assert alpaca.stats["rows"] + alpaca.stats["skipped"] == 5000 and alpaca.heldout_pairs == []
+    gsm8k = prepare_data("gsm8k-train", "sft", train_max=2)
+    assert gsm8k.stats["train_native"] + gsm8k.stats["heldout_native"] == 7473
+    assert "####" in gsm8k.train[0].completion
 
 
 # -- held-out split and prepare_data ---------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_paft_and_sequential_pipelines_end_to_end_in_parallel_workers(paft_confi
     assert "## Delta sparsity" in paft and "| sft-l1 |" in paft and "| dpo |" in paft
     claims = paft.split("## Claims")[1]
     # claims with their rows present get a verdict (L1 sparsity, parallel vs sequential); the rest say what they need
-    assert claims.count("| reproduced |") + claims.count("| not reproduced |") == 2
+    assert claims.count("| reproduced |") + claims.count("| not reproduced |") + claims.count("| inconclusive") == 2
     assert "| l1-helps-ties-most |" in claims and "not measured" in claims
     assert (out / "report" / "paft_delta_histogram.png").stat().st_size > 1000
     # a second run finds everything complete
