@@ -88,7 +88,26 @@ class ComposeContext:
         self.timings["merge_s"] = time.perf_counter() - started
         self.summary["merge"] = {"method": merge_method, "components": names, "weights": list(weights),
                                  "parameters": dict(parameters), "seed": seed}
+        self._write_merge_recipe(names, merge_method, weights, parameters, seed)
         return merged
+
+    def _write_merge_recipe(self, names, merge_method, weights, parameters, seed) -> None:
+        """The merge as an ``alignsuite merge`` recipe in the run folder: the merged weights (a full model)
+        are rebuilt on demand from the components' small adapters instead of being stored per run."""
+        import yaml
+
+        run_dir = self.runner.store.run_dir(self.run.run_id)
+        recipe = {
+            "base": self.config.model,
+            "models": [{"model": str(self.component_dir(name).parent.resolve()), "weight": float(weight)}
+                       for name, weight in zip(names, weights)],
+            "method": merge_method,
+            "parameters": dict(parameters),
+            "seed": int(seed),
+            "out": str((run_dir / "merged_model").resolve()),
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "merge_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 
     def train(self, method_id: str, start_model, overrides: dict | None = None):
         """Train a registered method further from ``start_model`` — which is also its reference — on the

@@ -82,6 +82,11 @@ def test_paft_and_sequential_pipelines_end_to_end_in_parallel_workers(paft_confi
     for name in ("sft", "preference"):
         sparsity = train["delta"][name]
         assert 0.0 <= sparsity["overall"]["sparsity"][0]["fraction"] <= 1.0
+    from suite.merge_recipe import load_recipe
+
+    (recipe_path,) = (out / "runs").glob("paft-ties-s0-*/merge_recipe.yaml")
+    recipe = load_recipe(recipe_path)  # `alignsuite merge` rebuilds the merged model from it
+    assert recipe["method"] == "ties" and recipe["models"][0]["model"].endswith(sft_manifest["run_id"])
     _, linear = _read(out, "paft-linear")
     assert linear["alignment"] != metrics["alignment"] or linear["eval"] != metrics["eval"]  # different merges
     _, sequential = _read(out, "sft-then-dpo")
