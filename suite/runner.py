@@ -20,6 +20,7 @@ from suite.registry import Method, get_method
 from suite.store import STATUS_COMPLETE, STATUS_FAILED, STATUS_RUNNING, RunStore, git_revision, package_versions, utc_now
 
 BASE_ROW = "base"
+STATUS_ELSEWHERE = "elsewhere"  # another process on the same results folder holds the run
 
 
 @dataclass
@@ -163,6 +164,22 @@ class Runner:
         )
 
     # -- one run -----------------------------------------------------------------------------------
+    def execute_claimed(self, run: PlannedRun) -> str:
+        """Execute ``run`` if this process can claim it: another ``alignsuite run`` on the same folder
+        that holds it keeps it ("elsewhere"); one that finished it meanwhile makes it "skipped"."""
+        claim = self.store.claim(run.run_id)
+        if claim is None:
+            _log(f"{run.run_id}: being run by another process, left to it")
+            return STATUS_ELSEWHERE
+        try:
+            if self.store.is_complete(run.run_id):
+                _log(f"{run.run_id}: completed by another process, skipped")
+                return "skipped"
+            _log(f"{run.run_id}: starting")
+            return self.execute(run)
+        finally:
+            claim.release()
+
     def execute(self, run: PlannedRun) -> str:
         manifest = {
             "run_id": run.run_id,
@@ -354,7 +371,7 @@ def _combine_stage_summaries(summaries: list[dict]) -> dict:
 class RunOutcome:
     run_id: str
     method: str
-    status: str  # complete | failed | skipped
+    status: str  # complete | failed | skipped | elsewhere
 
 
 def default_jobs() -> int:
@@ -380,8 +397,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1) -> li
             todo.append(run)
     if jobs <= 1:
         for run in todo:
-            _log(f"{run.run_id}: starting")
-            outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, runner.execute(run))
+            outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, runner.execute_claimed(run))
     else:
         _execute_in_parallel(config, Path(out_dir), todo, jobs, outcomes)
     return [outcomes[run.run_id] for run in runs]
@@ -409,7 +425,6 @@ def _execute_in_parallel(config, out_dir: Path, todo: list[PlannedRun], jobs: in
             ready = [run for run in pending if all(c in finished for c in run.components.values())]
             for run in ready:
                 pending.remove(run)
-                _log(f"{run.run_id}: starting (worker)")
                 running[pool.submit(_execute_one, config, str(out_dir), run)] = run
             if not running:  # a component can only be missing if planning went wrong
                 raise SuiteError(f"runs waiting on components that never ran: {[r.run_id for r in pending]}")
@@ -431,7 +446,7 @@ def _claim_device(slots, devices: list[str]) -> None:
 def _execute_one(config: ExperimentConfig, out_dir: str, run: PlannedRun) -> str:
     runner = Runner(config, Path(out_dir))
     runner.preflight([run])
-    return runner.execute(run)
+    return runner.execute_claimed(run)
 
 
 def require_all_complete(outcomes: list[RunOutcome]) -> None:

@@ -88,3 +88,60 @@ class RunStore:
 
     def write_json(self, run_id: str, name: str, payload) -> None:
         write_json_atomic(self.run_dir(run_id) / name, payload)
+
+    def claim(self, run_id: str) -> "RunClaim | None":
+        """Claim ``run_id`` for this process, or None when another live process holds it (see RunClaim)."""
+        claim = RunClaim(self.run_dir(run_id) / ".claim")
+        return claim if claim.acquire() else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
+class RunClaim:
+    """One process's exclusive claim on a run: a file created with O_EXCL holding its host and pid.
+
+    Two ``alignsuite run`` processes on one results folder never train the same run: the second finds the
+    claim and leaves the run to the first. A claim left by a process that died (same host, pid gone) is
+    stale and taken over, so a killed run can be resumed.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.owner = {"host": platform.node(), "pid": os.getpid()}
+
+    def holder(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):  # the second try follows the removal of a stale claim
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                stale = (holder is not None and holder.get("host") == self.owner["host"]
+                         and not _process_alive(int(holder.get("pid", -1))))
+                if not stale:
+                    return False
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(handle, "w") as out:
+                json.dump({**self.owner, "since": utc_now()}, out)
+            return True
+        return False
+
+    def release(self) -> None:
+        holder = self.holder()
+        if holder is None or (holder.get("host"), holder.get("pid")) == (self.owner["host"], self.owner["pid"]):
+            self.path.unlink(missing_ok=True)
