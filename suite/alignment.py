@@ -7,9 +7,15 @@
   (meaningful for the base model too);
 - ``logratio_mean``: mean Δ(y) = ℓ(y) − ℓ_ref(y) over all held-out responses, a KL proxy;
 - ``response_length``: mean length in tokens of greedy answers to held-out prompts.
+
+With ``keep_pairs`` the per-pair values behind these means are kept too (``pair_details``), so reports
+can put bootstrap intervals on them and compare two models pair by pair.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import torch
 
@@ -32,6 +38,26 @@ def pair_metrics(
         "logratio_mean": torch.cat([chosen_ratio, rejected_ratio]).mean().item(),
         "pairs": int(margin.numel()),
     }
+
+
+def pair_details(
+    policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor
+) -> dict:
+    """Per-pair lists behind ``pair_metrics``: the implicit reward margin h, the log-ratios Δ(y_w) and
+    Δ(y_l), and the policy's own log-prob margin ℓ(y_w) − ℓ(y_l) (pure; its means are pair_metrics')."""
+    chosen_ratio, rejected_ratio = policy_chosen - ref_chosen, policy_rejected - ref_rejected
+    return {
+        "reward_margin": (chosen_ratio - rejected_ratio).tolist(),
+        "chosen_logratio": chosen_ratio.tolist(),
+        "rejected_logratio": rejected_ratio.tolist(),
+        "logp_margin": (policy_chosen - policy_rejected).tolist(),
+    }
+
+
+def pair_id(pair: PairwiseRecord) -> str:
+    """A short content hash of a held-out pair: paired comparisons check they compare the same pairs."""
+    text = json.dumps([pair.prompt, pair.chosen, pair.rejected], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @torch.no_grad()
@@ -76,8 +102,10 @@ def alignment_metrics(
     max_new_tokens: int,
     batch_size: int = 8,
     is_reference: bool = False,
+    keep_pairs: bool = False,
 ) -> dict:
-    """All metrics for ``model`` on held-out ``pairs``; the reference log-probs come from the cache."""
+    """All metrics for ``model`` on held-out ``pairs``; the reference log-probs come from the cache.
+    ``keep_pairs`` adds ``per_pair``: ``pair_details`` plus each pair's ``pair_id``."""
     metrics: dict = {}
     if pairs:
         chosen = [encode_sequence(tokenizer, p.prompt, p.chosen, max_length) for p in pairs]
@@ -89,6 +117,9 @@ def alignment_metrics(
             policy = torch.tensor(score_sequences(model, chosen + rejected, tokenizer.pad_token_id, batch_size))
         n = len(pairs)
         metrics.update(pair_metrics(policy[:n], policy[n:], ref[:n], ref[n:]))
+        if keep_pairs:
+            metrics["per_pair"] = {"pair_id": [pair_id(p) for p in pairs],
+                                   **pair_details(policy[:n], policy[n:], ref[:n], ref[n:])}
     prompts = list(dict.fromkeys(_hashable(p.prompt) for p in pairs))[:generation_prompts]
     if prompts:
         metrics["response_length"] = mean_response_length(

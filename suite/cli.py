@@ -17,12 +17,14 @@ def _cmd_run(args) -> int:
 
     config = load_config(args.config, args.set or [])
     out_dir = Path(args.out or Path("results") / config.name)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SuiteError(f"{out_dir}: --out must be a results directory, and this is a file")
     from suite.runner import default_jobs
 
     jobs = default_jobs() if args.jobs == "auto" else int(args.jobs) if args.jobs.isdigit() else 0
     if jobs < 1:
         raise SuiteError(f"--jobs: expected a positive number or 'auto', got {args.jobs}")
-    outcomes = run_experiment(config, out_dir, jobs=jobs)
+    outcomes = run_experiment(config, out_dir, jobs=jobs, **_scale_out_options(args))
     for outcome in outcomes:
         print(f"{outcome.status:9} {outcome.run_id}")
     if args.report:
@@ -30,21 +32,52 @@ def _cmd_run(args) -> int:
 
         paths = write_report(out_dir)
         print(f"report: {paths.markdown}")
+        _write_index(out_dir)
     require_all_complete(outcomes)
     return 0
+
+
+def _scale_out_options(args) -> dict:
+    """--executor / --launcher flags as run_experiment's executor, launcher and executor options."""
+    from suite.launch import LAUNCHERS
+
+    launcher = None
+    if args.launcher is not None:
+        launcher = LAUNCHERS[args.launcher](args.num_processes, args.accelerate_config)
+    elif args.num_processes != 1 or args.accelerate_config:
+        raise SuiteError("--num-processes and --accelerate-config need --launcher accelerate")
+    options = {}
+    if args.executor == "ray":
+        options = {"address": args.ray_address, "cpus_per_run": args.cpus_per_run, "gpus_per_run": args.gpus_per_run}
+    elif args.ray_address or args.cpus_per_run != 1.0 or args.gpus_per_run is not None:
+        raise SuiteError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
+    return {"executor": args.executor, "launcher": launcher, "executor_options": options}
 
 
 def _cmd_report(args) -> int:
     from suite.report import write_report
 
+    if not Path(args.results_dir).is_dir():
+        raise SuiteError(f"{args.results_dir}: no such results directory")
     paths = write_report(Path(args.results_dir))
     for field, value in vars(paths).items():
         print(f"{field}: {value}")
+    _write_index(Path(args.results_dir))
     if args.paft:
         from suite.paft_report import write_paft_report
 
         print(f"paft: {write_paft_report(Path(args.results_dir))}")
     return 0
+
+
+def _write_index(results_dir: Path) -> None:
+    """report/index.html (suite.html_report) next to report.md; without a leaderboard among the runs, a note."""
+    from suite.html_report import write_html_report
+
+    try:
+        print(f"index: {write_html_report(results_dir)}")
+    except SuiteError as exc:
+        print(f"index: not written ({_one_line(str(exc))})")
 
 
 def _cmd_methods(args) -> int:
@@ -108,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", default="1", metavar="N|auto",
                      help="runs at once, each in its own process (auto: one per GPU); a composite waits for its "
                           "components (default 1: one after another in this process)")
+    from suite.executors import EXECUTORS
+    from suite.launch import LAUNCHERS
+
+    run.add_argument("--executor", choices=sorted(EXECUTORS),
+                     help="where runs execute: local (one after another), processes (--jobs at once), ray (each run "
+                          "a Ray task; needs alignsuite[ray]); default local, or processes with --jobs > 1")
+    run.add_argument("--ray-address", help="Ray cluster to join (default RAY_ADDRESS, else a local instance)")
+    run.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs each run asks for (default 1)")
+    run.add_argument("--gpus-per-run", type=float,
+                     help="Ray: GPUs each run asks for (default one per training process when the cluster has GPUs)")
+    run.add_argument("--launcher", choices=sorted(LAUNCHERS),
+                     help="train each run under `accelerate launch` (DDP; FSDP / DeepSpeed with --accelerate-config)")
+    run.add_argument("--num-processes", type=int, default=1, metavar="N",
+                     help="training processes per run with --launcher (each step's batch is split across them)")
+    run.add_argument("--accelerate-config", metavar="FILE|NAME",
+                     help="accelerate config file, or a shipped one in reports/accelerate/ (fsdp, deepspeed-zero2, "
+                          "deepspeed-zero3, ddp-gpu)")
     run.set_defaults(func=_cmd_run)
 
     report = sub.add_parser("report", help="write report.md, leaderboard.csv and charts from stored runs")
@@ -128,14 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--json", action="store_true")
     datasets.set_defaults(func=_cmd_datasets)
 
-    from suite import delta_analysis, merge_recipe
+    from suite import delta_analysis, leaderboard_tables, merge_recipe, reproduce, statistics
 
     delta_analysis.add_command(sub)
     merge_recipe.add_command(sub)
+    leaderboard_tables.add_command(sub)
+    statistics.add_command(sub)
+    reproduce.add_command(sub)
+    from suite import reward_model, una_online_report
+
+    reward_model.add_command(sub)
+    una_online_report.add_command(sub)
 
     boards = sub.add_parser("leaderboards", help="list leaderboard specs")
     boards.set_defaults(func=_cmd_leaderboards)
+    for command in sub.choices.values():  # `alignsuite run X --debug` works as well as `alignsuite --debug run X`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,8 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as exc:
         if args.debug:
             raise
-        print(f"alignsuite: error: {exc}", file=sys.stderr)
+        print(f"alignsuite: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - not bad input (a bug, a full disk): still one line, traceback on request
+        if args.debug:
+            raise
+        print(f"alignsuite: error: {type(exc).__name__}: {_one_line(str(exc))} "
+              "(unexpected; rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

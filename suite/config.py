@@ -45,6 +45,9 @@ class TrainConfig:
     bf16: bool = False  # bf16 mixed precision (autocast) for training
     reference_batch_size: int = 8
     save_model: bool = True
+    # Checkpoint every N optimizer steps (and the last) so a killed run resumes; 0 turns it off. How a run
+    # is executed, not what it computes: not part of the run's identity.
+    checkpoint_steps: int = 10
 
 
 @dataclass
@@ -56,6 +59,7 @@ class EvalConfig:
     alignment_pairs: int = 100  # held-out pairs scored for the alignment metrics
     generation_prompts: int = 16  # held-out prompts answered to measure response length
     max_new_tokens: int = 128
+    backend: str = "hf"  # lm-eval's model backend: hf (the in-memory model) or vllm (GPU; needs the vllm package)
 
 
 @dataclass
@@ -82,6 +86,50 @@ class ExperimentConfig:
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+DTYPES = ("float32", "bfloat16", "float16")  # what suite.models.load_model accepts
+
+
+class StrictYamlLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain PyYAML silently keeps the last)."""
+
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: where, what, and the construct it was in (PyYAML's own spans lines)."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + problem + (f" ({context})" if context else "")
+
+
+def load_yaml_file(path: Path):
+    """The YAML document in ``path``; one ConfigError naming the file for bad encoding or bad YAML."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {yaml_error_text(exc)}") from None
 TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)}
 
 
@@ -103,7 +151,11 @@ def _check_type(value, annotation, key: str):
         if option in (str, dict, list) and isinstance(value, option):
             return value
     names = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "null") for o in options)
-    raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}")
+    hint = ""
+    if float in options and isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
+        mantissa, exponent = re.split("[eE]", value.strip())
+        hint = f" (YAML reads {value} as text: write {mantissa}.0e{exponent})"
+    raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}{hint}")
 
 
 def _build_section(cls, raw, key: str):
@@ -122,6 +174,83 @@ def _build_section(cls, raw, key: str):
 def _positive(value, key: str, allow_zero: bool = False):
     if value is not None and (value < 0 or (value == 0 and not allow_zero)):
         raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def _check_overrides(method, overrides: dict, where: str) -> None:
+    """Each override has the type of the method's default (a number for a number, …): a wrong type would
+    otherwise only fail inside training, after the model is loaded."""
+    for key, value in overrides.items():
+        default = method.defaults.get(key)
+        if default is None:
+            continue
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = number and (isinstance(value, int) or isinstance(default, float)) and math.isfinite(value)
+            expected = "an integer" if isinstance(default, int) else "a finite number"
+        else:
+            ok, expected = isinstance(value, type(default)), f"a {type(default).__name__}"
+        if not ok:
+            raise ConfigError(f"{where}.{key}: expected {expected} (the default is {default!r}), "
+                              f"got {type(value).__name__} {value!r}")
+
+
+def _check_model(model: str) -> None:
+    """The names suite.models.load_model resolves: checked here so a typo fails before any run starts."""
+    from suite.models import EMBEDDED_MODEL, TINY_MODEL
+
+    if not model.strip():
+        raise ConfigError("model: expected a model name or path, got an empty string")
+    if model in (EMBEDDED_MODEL, TINY_MODEL) or Path(model).expanduser().exists() or "/" in model:
+        return
+    raise ConfigError(f"model: unknown model {model!r}; use {EMBEDDED_MODEL!r}, {TINY_MODEL!r}, a local path "
+                      "or a hub id (org/name)")
+
+
+def _check_dataset(dataset, key: str = "dataset") -> None:
+    """A registered id, or a local ``{path, format}`` with a known format (the file is read in the preflight)."""
+    from suite.data.records import FEEDBACK_TYPES
+    from suite.data.registry import get_dataset
+
+    if isinstance(dataset, str):
+        try:
+            get_dataset(dataset)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("dataset: ", f"{key}: ", 1)) from None
+        return
+    unknown = sorted(set(dataset) - {"path", "format"})
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; a local dataset has path and format")
+    if not isinstance(dataset["path"], str) or not dataset["path"].strip():
+        raise ConfigError(f"{key}.path: expected the path of a .jsonl or .json file, got {dataset['path']!r}")
+    if dataset["format"] not in FEEDBACK_TYPES:
+        raise ConfigError(f"{key}.format: unknown format {dataset['format']!r}; use one of {', '.join(FEEDBACK_TYPES)}")
+
+
+def _check_lora(lora: dict) -> None:
+    checks = {
+        "r": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+        "alpha": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a positive number"),
+        "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+                    "a number in [0, 1)"),
+        "target_modules": (lambda v: isinstance(v, str) and v or isinstance(v, list) and v
+                           and all(isinstance(m, str) and m for m in v), "a module name or a list of names"),
+    }
+    for key, value in lora.items():
+        valid, expected = checks[key]
+        if not valid(value):
+            raise ConfigError(f"train.lora.{key}: expected {expected}, got {value!r}")
+
+
+def _check_scheduler(name: str) -> None:
+    if name == TrainConfig.lr_scheduler:
+        return  # the default; transformers is slow to import just to confirm it
+    from transformers.trainer_utils import SchedulerType
+
+    known = [scheduler.value for scheduler in SchedulerType]
+    if name not in known:
+        raise ConfigError(f"train.lr_scheduler: unknown scheduler {name!r}; use one of {', '.join(known)}")
 
 
 def _parse_methods(raw) -> list[MethodChoice]:
@@ -162,7 +291,10 @@ def _build_config(raw: dict) -> ExperimentConfig:
         if required not in raw:
             raise ConfigError(f"{required}: missing required key")
     name = _check_type(raw.get("name", "experiment"), str, "name")
+    if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", name):  # it names the results folder: one path component
+        raise ConfigError(f"name: expected a name of letters, digits, '.', '+', '-', '_', got {name!r}")
     model = _check_type(raw["model"], str, "model")
+    _check_model(model)
     dataset = raw["dataset"]
     if isinstance(dataset, dict):
         missing = [k for k in ("path", "format") if k not in dataset]
@@ -178,10 +310,14 @@ def _build_config(raw: dict) -> ExperimentConfig:
             for name, component in (method.components(hyperparameters) if method.components else {}).items():
                 try:
                     get_method(component.method).hyperparameters(component.overrides)
+                    _check_overrides(get_method(component.method), component.overrides, "overrides")
+                    if component.dataset is not None:
+                        _check_dataset(component.dataset)
                 except ConfigError as exc:
                     raise ConfigError(f"component {name!r}: {exc}") from None
         except ConfigError as exc:
             raise ConfigError(f"methods[{index}]: {exc}") from None
+        _check_overrides(method, choice.overrides, f"methods[{index}]")
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
@@ -190,6 +326,7 @@ def _build_config(raw: dict) -> ExperimentConfig:
     for key in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_length", "reference_batch_size"):
         _positive(getattr(train, key), f"train.{key}")
     _positive(train.learning_rate, "train.learning_rate")
+    _positive(train.checkpoint_steps, "train.checkpoint_steps", allow_zero=True)
     _positive(train.warmup_ratio, "train.warmup_ratio", allow_zero=True)
     if train.warmup_ratio >= 1:
         raise ConfigError(f"train.warmup_ratio: must be < 1, got {train.warmup_ratio}")
@@ -200,6 +337,10 @@ def _build_config(raw: dict) -> ExperimentConfig:
         extra = sorted(set(train.lora) - known)
         if extra:
             raise ConfigError(f"train.lora.{extra[0]}: unknown key; known keys: {', '.join(sorted(known))}")
+        _check_lora(train.lora)
+    if train.dtype not in DTYPES:
+        raise ConfigError(f"train.dtype: unknown dtype {train.dtype!r}; use {', '.join(DTYPES[:-1])} or {DTYPES[-1]}")
+    _check_scheduler(train.lr_scheduler)
     if not 0 < data.heldout_fraction < 1:
         raise ConfigError(f"data.heldout_fraction: must be in (0, 1), got {data.heldout_fraction}")
     _positive(data.heldout_max, "data.heldout_max")
@@ -210,7 +351,11 @@ def _build_config(raw: dict) -> ExperimentConfig:
         _positive(getattr(evaluation, key), f"eval.{key}")
     for key in ("alignment_pairs", "generation_prompts"):
         _positive(getattr(evaluation, key), f"eval.{key}", allow_zero=True)
+    from suite.evaluation.harness import check_eval_backend
+
+    check_eval_backend(evaluation.backend)
     evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
+    _check_dataset(dataset)  # last: an id is checked against the registry, the file itself in the preflight
     return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base)
 
 
@@ -221,16 +366,19 @@ def apply_overrides(raw: dict, assignments: list[str]) -> dict:
         if "=" not in assignment:
             raise ConfigError(f"--set {assignment!r}: expected key=value")
         dotted, text = assignment.split("=", 1)
+        parts = dotted.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {assignment!r}: empty key; expected key=value with a dotted key "
+                              "(train.max_steps=5)")
         try:
-            value = yaml.safe_load(text)
+            value = yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {dotted}: cannot parse value {text!r}: {exc}") from None
+            raise ConfigError(f"--set {dotted}: cannot parse value {text!r}: {yaml_error_text(exc)}") from None
         node = raw
-        parts = dotted.split(".")
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1], start=1):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {dotted}: {part} is not a mapping")
+                raise ConfigError(f"--set {dotted}: {'.'.join(parts[:depth])} is not a mapping")
             node = child
         node[parts[-1]] = value
     return raw
@@ -238,14 +386,11 @@ def apply_overrides(raw: dict, assignments: list[str]) -> dict:
 
 def load_config(path: str | Path, assignments: list[str] = ()) -> ExperimentConfig:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+    raw = load_yaml_file(path)
     if raw is None:
         raise ConfigError(f"{path}: the config is empty")
     return build_config(apply_overrides(raw, list(assignments)), str(path))

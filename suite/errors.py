@@ -11,3 +11,12 @@ class ConfigError(SuiteError):
 
 class DataError(SuiteError):
     """A malformed data file or record; the message names the file and row."""
+
+
+class TrainingDiverged(SuiteError):
+    """A NaN/inf loss or gradient: the run stops at that step and is recorded as failed."""
+
+    def __init__(self, key: str, value: float, step: int, last_checkpoint: str | None):
+        self.key, self.value, self.step, self.last_checkpoint = key, value, step, last_checkpoint
+        where = f"last good checkpoint {last_checkpoint}" if last_checkpoint else "no checkpoint saved before it"
+        super().__init__(f"training diverged: {key} is {value} at step {step} ({where})")

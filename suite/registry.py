@@ -147,6 +147,12 @@ class Method:
     # them, through a :class:`suite.compose.ComposeContext` (load a component, merge, train further).
     components: Callable[[dict], dict] | None = None
     compose: Callable | None = None
+    # Methods with a training loop of their own (reward models, the online family): the runner calls
+    # ``train_loop(context, hyperparameters, records, save=...)`` instead of the offline trainer, with a
+    # ComposeContext (its ``components``, e.g. a reward model, are planned and loaded as for composites).
+    # It returns (trained policy, train summary), or (None, summary) for a run that trains no policy: the
+    # summary's ``alignment`` then holds the run's own held-out metrics and no leaderboard is run.
+    train_loop: Callable | None = None
 
     def hyperparameters(self, overrides: dict | None = None) -> dict:
         """The paper's defaults with overrides applied; unknown keys are a config error."""
@@ -168,6 +174,7 @@ class Method:
             "needs_reward_model": self.needs_reward_model,
             "staged": self.staged,
             "composite": self.compose is not None,
+            "own_train_loop": self.train_loop is not None,
             "paper": self.paper.title,
             "arxiv": self.paper.arxiv,
             "taxonomy": dict(self.taxonomy),
@@ -186,8 +193,11 @@ def register(method: Method) -> Method:
         allowed = dict((d, v) for _, d, v in TAXONOMY).get(direction)
         if allowed is None or value not in allowed:
             raise ValueError(f"method {method.id!r}: bad taxonomy tag {direction}={value!r}")
-    if (method.objective is None) == (method.compose is None) or (method.compose is None) != (method.components is None):
-        raise ValueError(f"method {method.id!r}: give either an objective or both components and compose")
+    trainers = [part for part in (method.objective, method.compose, method.train_loop) if part is not None]
+    if len(trainers) != 1 or (method.compose is not None and method.components is None) \
+            or (method.components is not None and method.compose is None and method.train_loop is None):
+        raise ValueError(f"method {method.id!r}: give an objective, both components and compose, or a train_loop "
+                         "(with optional components)")
     _METHODS[method.id] = method
     return method
 

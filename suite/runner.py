@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suite.config import ExperimentConfig, content_hash
-from suite.errors import SuiteError
+from suite.errors import SuiteError, TrainingDiverged
 from suite.registry import Method, get_method
-from suite.store import STATUS_COMPLETE, STATUS_FAILED, STATUS_RUNNING, RunStore, git_revision, package_versions, utc_now
+from suite.store import (STATUS_COMPLETE, STATUS_FAILED, STATUS_RUNNING, RunStore, git_revision, package_versions,
+                         utc_now, write_json_atomic)
 
 BASE_ROW = "base"
 STATUS_ELSEWHERE = "elsewhere"  # another process on the same results folder holds the run
+# Train settings that change how a run executes, never its result: left out of run ids.
+EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps",)
+# Written once training has finished and the trained model is saved: a rerun goes straight to evaluation.
+TRAINED_MARKER = "trained.json"
 
 
 @dataclass
@@ -82,7 +87,8 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
         "dataset": config.dataset,
         # content, not just names: editing a spec or a local data file makes new runs
         "inputs_hash": input_files_hash(config.eval.leaderboard, config.dataset),
-        "eval": dataclasses.asdict(config.eval),
+        # eval.backend only when not the default, so runs planned before it existed keep their ids
+        "eval": {k: v for k, v in dataclasses.asdict(config.eval).items() if (k, v) != ("backend", "hf")},
         "max_length": config.train.max_length,
     }
     runs: dict[str, PlannedRun] = {}
@@ -92,6 +98,8 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
         runs[run_id] = PlannedRun(run_id, None, config.seeds[0], {}, definition)
     train = dataclasses.asdict(config.train)
     global_lr = train.pop("learning_rate")
+    for key in EXECUTION_ONLY_TRAIN_KEYS:
+        train.pop(key)
 
     def plan(method: Method, overrides: dict, seed: int, label: str, dataset=None, component=False) -> PlannedRun:
         overrides = dict(overrides)
@@ -131,6 +139,7 @@ class Runner:
         self.store = RunStore(out_dir)
         self._fingerprints: dict[str, str] = {}
         self._leaderboard = None
+        self.launcher = None  # when set (suite.launch), training runs under it instead of in this process
 
     # -- checks before anything is recorded ------------------------------------------------------
     def preflight(self, runs: list[PlannedRun]) -> None:
@@ -198,6 +207,8 @@ class Runner:
             "status": STATUS_RUNNING,
             "error": None,
             "leaderboard": getattr(self._leaderboard, "name", None),
+            # harness version, batch size, chat template, few-shot settings, data source: what moves a score
+            "eval_settings": self._eval_settings(run),
             "comparable": getattr(self._leaderboard, "comparable", None),
             "versions": package_versions(),
             "git_revision": git_revision(),
@@ -208,19 +219,46 @@ class Runner:
         try:
             metrics, lm_eval_raw = self._train_and_evaluate(run)
             if lm_eval_raw is not None:
+                samples = lm_eval_raw.pop("samples", None)
+                if samples:  # per-document correctness, for paired tests between runs (suite.statistics)
+                    self.store.write_json(run.run_id, "lm_eval_samples.json", samples)
                 self.store.write_json(run.run_id, "lm_eval_results.json", lm_eval_raw)
             self.store.write_json(run.run_id, "metrics.json", metrics)
             manifest.update(status=STATUS_COMPLETE, ended_at=utc_now())
         except BaseException as exc:  # noqa: BLE001 — every failure is recorded, then re-raised if fatal
             manifest.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}", ended_at=utc_now())
+            if isinstance(exc, TrainingDiverged):
+                manifest["failure"] = {"kind": "non-finite", "key": exc.key, "step": exc.step,
+                                       "last_checkpoint": exc.last_checkpoint}
             (self.store.run_dir(run.run_id) / "error.log").write_text(traceback.format_exc())
             self.store.write_manifest(run.run_id, manifest)
             if not isinstance(exc, Exception):
                 raise
             _log(f"{run.run_id}: FAILED — {manifest['error']}")
             return STATUS_FAILED
+        self._drop_resume_state(run)
         self.store.write_manifest(run.run_id, manifest)
         return STATUS_COMPLETE
+
+    def _drop_resume_state(self, run: PlannedRun) -> None:
+        """A complete run needs no checkpoints, and keeps its trained model only if asked to."""
+        import shutil
+
+        run_dir = self.store.run_dir(run.run_id)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        (run_dir / TRAINED_MARKER).unlink(missing_ok=True)
+        if not (self.config.train.save_model or run.keep_model):
+            shutil.rmtree(run_dir / "model", ignore_errors=True)
+
+    def _eval_settings(self, run: PlannedRun) -> dict | None:
+        """The evaluation settings this run will use, recorded in its manifest before it starts."""
+        if self._leaderboard is None:
+            return None
+        from suite.evaluation.harness import eval_settings
+
+        cfg = self.config.eval
+        return eval_settings(self._leaderboard, limit=cfg.limit, batch_size=cfg.batch_size,
+                             apply_chat_template=cfg.apply_chat_template, seed=run.seed)
 
     def _train_and_evaluate(self, run: PlannedRun) -> tuple[dict, dict | None]:
         from transformers import set_seed
@@ -251,23 +289,26 @@ class Runner:
         timings["load_s"] = time.perf_counter() - started
 
         train_summary = None
-        if run.method is not None and run.method.compose is not None:
-            from suite.compose import ComposeContext
-
-            context = ComposeContext(self, run, model, tokenizer, timings)
-            model, train_summary = run.method.compose(context, run.hyperparameters)
-        elif run.method is not None:
-            model, train_summary = self._train(run, model, tokenizer, data.train, timings)
+        if run.method is not None:
+            model, train_summary = self._trained_model(run, model, tokenizer, data.train, timings)
+        if model is None:  # a run that trains no policy (a reward model): its own held-out metrics, no lm-eval
+            train_summary, execution = split_execution_facts(train_summary)
+            return {"eval": {}, "eval_average": None, "alignment": train_summary.pop("alignment", {}),
+                    "train": train_summary, "execution": execution, "data": data.stats, "timings": timings}, None
         model.eval()
 
         started = time.perf_counter()
         alignment = alignment_metrics(
             model, tokenizer, pairs, cache, None, is_reference=run.method is None,
-            **{**alignment_kwargs, "generation_prompts": cfg.eval.generation_prompts},
+            **{**alignment_kwargs, "generation_prompts": cfg.eval.generation_prompts}, keep_pairs=True,
         )
         timings["alignment_s"] = time.perf_counter() - started
 
-        metrics = {"eval": {}, "eval_average": None, "alignment": alignment, "train": train_summary or {},
+        train_summary, execution = split_execution_facts(train_summary or {})
+        alignment_pairs = alignment.pop("per_pair", None)  # per-pair values: bootstrap intervals, paired tests
+        metrics = {"eval": {}, "eval_average": None, "alignment": alignment, "alignment_pairs": alignment_pairs,
+                   "train": train_summary,
+                   "execution": execution,
                    "data": data.stats}
         raw = None
         if self._leaderboard is not None:
@@ -277,15 +318,43 @@ class Runner:
             result = evaluate_leaderboard(
                 model, tokenizer, self._leaderboard, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
                 workdir=run_dir / "lm_eval_tasks", apply_chat_template=cfg.eval.apply_chat_template, seed=run.seed,
+                backend=cfg.eval.backend,
             )
             timings["lm_eval_s"] = time.perf_counter() - started
             metrics.update(eval=result.scores, eval_average=result.average,
-                           eval_deviations=result.deviations, eval_settings=result.settings)
-            raw = {"results": result.raw, "deviations": result.deviations, "settings": result.settings}
+                           eval_deviations=result.deviations, eval_settings=result.settings,
+                           eval_headline=result.headlines, eval_stderr=result.stderr, eval_missing=result.missing,
+                           eval_partial_average=result.partial_average)
+            raw = {"results": result.raw, "deviations": result.deviations, "settings": result.settings,
+                   "samples": result.samples}
         metrics["timings"] = timings
         _log(f"{run.run_id}: done in {sum(timings.values()):.0f}s — average {metrics['eval_average']}, "
              f"held-out reward accuracy {alignment.get('reward_accuracy')}")
         return metrics, raw
+
+    def _trained_model(self, run: PlannedRun, model, tokenizer, records: list, timings: dict):
+        """(trained model, train summary) for ``run``: trained now — resuming from the run's checkpoints
+        if an earlier attempt was killed mid-training — or, if an earlier attempt finished training and
+        was killed during evaluation, its saved model, so the rerun only evaluates."""
+        from suite.compose import load_trained
+
+        run_dir = self.store.run_dir(run.run_id)
+        marker = run_dir / TRAINED_MARKER
+        if marker.is_file() and (run_dir / "model").is_dir():
+            saved = json.loads(marker.read_text())
+            _log(f"{run.run_id}: training finished in an earlier attempt; evaluating its saved model")
+            started = time.perf_counter()
+            model = load_trained(run_dir / "model", self.config.model, self.config.train.dtype)
+            timings.update(saved["timings"], reload_trained_s=time.perf_counter() - started)
+            return model, saved["summary"]
+        if run.method.compose is not None:
+            from suite.compose import ComposeContext
+
+            context = ComposeContext(self, run, model, tokenizer, timings)
+            return run.method.compose(context, run.hyperparameters)  # cheap to redo from its saved components
+        model, summary = self._train(run, model, tokenizer, records, timings)
+        write_json_atomic(marker, {"summary": summary, "timings": dict(timings)})
+        return model, summary
 
     def _train(self, run: PlannedRun, model, tokenizer, records: list, timings: dict,
                reference_fingerprint: str | None = None, save: bool = True):
@@ -295,6 +364,11 @@ class Runner:
         A staged method trains on consecutive chunks of the data, one per stage, each stage starting
         from — and using as its reference — the model the previous stage produced (the base for stage 1).
         """
+        if run.method.train_loop is not None:  # reward models and the online family run their own loop
+            from suite.compose import ComposeContext
+
+            return run.method.train_loop(ComposeContext(self, run, model, tokenizer, timings), run.hyperparameters,
+                                         records, save=save)
         from suite.models import add_lora, cache_root, model_fingerprint
         from suite.reference import ReferenceCache
         from suite.training import TrainSettings, attach_reference_logps, build_examples, train
@@ -319,6 +393,10 @@ class Runner:
             where = f" (stage {stage + 1}/{stages})" if stages > 1 else ""
             cache_note = f" (reference cache: {cache.hits} hits, {cache.computed} computed)" if cache else ""
             _log(f"{run.run_id}: training {method.id}{where} on {len(examples)} {run.feedback} examples{cache_note}")
+            if stage > 0:  # a later stage starts from the same RNG state whether or not earlier ones resumed
+                from transformers import set_seed
+
+                set_seed(run.seed + stage)
             if cfg.train.lora is not None:
                 model = add_lora(model, cfg.train.lora)
             settings = TrainSettings(
@@ -332,10 +410,12 @@ class Runner:
                 max_grad_norm=cfg.train.max_grad_norm,
                 seed=run.seed,
                 bf16=cfg.train.bf16,
+                checkpoint_steps=cfg.train.checkpoint_steps,
             )
             started = time.perf_counter()
-            summary = train(model, tokenizer, method, run.hyperparameters, examples, settings, run_dir,
-                            stage=stage + 1 if stages > 1 else None)
+            train_function = self.launcher or train  # the launcher (suite.launch) trains in other processes
+            summary = train_function(model, tokenizer, method, run.hyperparameters, examples, settings, run_dir,
+                                     stage=stage + 1 if stages > 1 else None)
             if cache is not None:
                 summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
             timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - started
@@ -344,12 +424,28 @@ class Runner:
                 model = model.merge_and_unload()  # the next stage's base and reference
         if cfg.train.lora is not None and stages > 1:
             model = model.merge_and_unload()  # a staged run's result is the merged model, not its last adapter
-        if save and (cfg.train.save_model or run.keep_model):
+        if save:  # always: a rerun after a kill during evaluation starts from it (removed later if not kept)
             model.save_pretrained(run_dir / "model", safe_serialization=True)
             tokenizer.save_pretrained(run_dir / "model")
         if cfg.train.lora is not None and stages == 1:
             model = model.merge_and_unload()  # plain weights for evaluation
         return model, _combine_stage_summaries(summaries)
+
+
+# Facts about how training went that a rerun may see differently (cache hits, a resume), kept apart
+# from what it measured so that the same config and seed give the same ``train`` metrics.
+EXECUTION_FACTS = ("reference_cache", "resumed_from_step")
+
+
+def split_execution_facts(summary: dict) -> tuple[dict, dict]:
+    """(train summary without execution facts, those facts); a staged run's per-stage facts as lists."""
+    summary = dict(summary)
+    execution = {key: summary.pop(key) for key in EXECUTION_FACTS if key in summary}
+    if "stages" in summary:
+        stages = [split_execution_facts(stage) for stage in summary["stages"]]
+        summary["stages"] = [stage for stage, _ in stages]
+        execution["stages"] = [facts for _, facts in stages]
+    return summary, execution
 
 
 def _combine_stage_summaries(summaries: list[dict]) -> dict:
@@ -381,10 +477,15 @@ def default_jobs() -> int:
     return max(1, torch.cuda.device_count())
 
 
-def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1) -> list[RunOutcome]:
-    """Plan, check, then execute every run not already complete — ``jobs`` at a time in separate
-    processes (a composite waits for its components), or in this process when ``jobs`` is 1."""
+def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1, executor: str | None = None,
+                   launcher=None, executor_options: dict | None = None) -> list[RunOutcome]:
+    """Plan, check, then execute every run not already complete on an executor (``suite.executors``:
+    ``local`` in this process, ``processes`` — ``jobs`` at a time —, ``ray``); a composite waits for its
+    components. ``launcher`` (``suite.launch``) runs each training under ``accelerate launch``."""
+    from suite.executors import default_executor, get_executor
+
     runner = Runner(config, Path(out_dir))
+    runner.launcher = launcher
     runs = plan_runs(config)
     runner.preflight(runs)
     outcomes: dict[str, RunOutcome] = {}
@@ -395,15 +496,13 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1) -> li
             outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, "skipped")
         else:
             todo.append(run)
-    if jobs <= 1:
-        for run in todo:
-            outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, runner.execute_claimed(run))
-    else:
-        _execute_in_parallel(config, Path(out_dir), todo, jobs, outcomes)
+    chosen = get_executor(executor or default_executor(jobs), jobs=jobs, **(executor_options or {}))
+    chosen.execute(runner, todo, outcomes)
     return [outcomes[run.run_id] for run in runs]
 
 
-def _execute_in_parallel(config, out_dir: Path, todo: list[PlannedRun], jobs: int, outcomes: dict) -> None:
+def _execute_in_parallel(config, out_dir: Path, todo: list[PlannedRun], jobs: int, outcomes: dict,
+                         launcher=None) -> None:
     """Independent runs in ``jobs`` worker processes that share nothing but the files on disk."""
     import multiprocessing
     import os
@@ -425,7 +524,7 @@ def _execute_in_parallel(config, out_dir: Path, todo: list[PlannedRun], jobs: in
             ready = [run for run in pending if all(c in finished for c in run.components.values())]
             for run in ready:
                 pending.remove(run)
-                running[pool.submit(_execute_one, config, str(out_dir), run)] = run
+                running[pool.submit(_execute_one, config, str(out_dir), run, launcher)] = run
             if not running:  # a component can only be missing if planning went wrong
                 raise SuiteError(f"runs waiting on components that never ran: {[r.run_id for r in pending]}")
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -443,8 +542,9 @@ def _claim_device(slots, devices: list[str]) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
 
 
-def _execute_one(config: ExperimentConfig, out_dir: str, run: PlannedRun) -> str:
+def _execute_one(config: ExperimentConfig, out_dir: str, run: PlannedRun, launcher=None) -> str:
     runner = Runner(config, Path(out_dir))
+    runner.launcher = launcher
     runner.preflight([run])
     return runner.execute_claimed(run)
 

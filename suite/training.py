@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from suite.data.records import BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord
-from suite.errors import SuiteError
+from suite.errors import SuiteError, TrainingDiverged
 from suite.reference import ReferenceCache
 from suite.registry import FeedbackBatch, Method
 from suite.sequences import EncodedSequence, encode_sequence, pad_sequences
@@ -175,6 +176,22 @@ class AlignmentTrainer(Trainer):
         if "values" in method.extra_inputs:
             self.value_head = ValueHead(self.model.config.hidden_size).to(self.args.device)
 
+    def extra_state(self) -> dict:
+        return {
+            "method_state": self.state_for_method,
+            "value_head": None if self.value_head is None else self.value_head.state_dict(),
+        }
+
+    def load_extra_state(self, checkpoint: Path) -> None:
+        path = Path(checkpoint) / CheckpointExtrasCallback.FILE
+        if not path.is_file():
+            return
+        extra = torch.load(path, weights_only=False)
+        self.state_for_method.clear()
+        self.state_for_method.update(extra["method_state"])
+        if self.value_head is not None and extra["value_head"] is not None:
+            self.value_head.load_state_dict(extra["value_head"])
+
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
         head = [] if self.value_head is None else list(self.value_head.parameters())
@@ -188,8 +205,13 @@ class AlignmentTrainer(Trainer):
         from suite.sequences import forward_logits, sequence_kl, token_logps
 
         input_ids, attention_mask, response_mask = inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"]
-        outputs = forward_logits(model, input_ids, attention_mask, output_hidden_states=self.value_head is not None)
-        per_token, mask = token_logps(outputs.logits, input_ids, response_mask)
+        if "packed_rows" in inputs:  # shared-prompt packing (suite.packing): the same log-probs from fewer tokens
+            from suite.packing import packed_token_logps
+
+            per_token, mask = packed_token_logps(model, inputs)
+        else:
+            outputs = forward_logits(model, input_ids, attention_mask, output_hidden_states=self.value_head is not None)
+            per_token, mask = token_logps(outputs.logits, input_ids, response_mask)
         logps, lengths = per_token.sum(-1), mask.sum(-1)
         n = int(inputs["num_main"])
         batch = FeedbackBatch(
@@ -232,12 +254,29 @@ class JsonlLogCallback(TrainerCallback):
     Stages of a multi-stage method append to the same file, each record tagged with its stage.
     """
 
-    def __init__(self, path: Path, stage: int | None = None):
+    def __init__(self, path: Path, stage: int | None = None, resume_step: int | None = None):
         self.path = Path(path)
         self.stage = stage
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not stage:
+        if stage is None and resume_step is None:
             self.path.write_text("")
+        else:
+            self._drop_records_after(resume_step or 0)
+
+    def _drop_records_after(self, step: int) -> None:
+        """Starting (or resuming at ``step``) this stage: drop the records of this stage that a killed
+        attempt wrote after its last checkpoint, so the log reads as one uninterrupted run."""
+        if not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the kill
+                continue
+            if record.get("stage") != self.stage or record.get("step", 0) <= step:
+                kept.append(line)
+        self.path.write_text("".join(f"{line}\n" for line in kept))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs:
@@ -249,13 +288,55 @@ class JsonlLogCallback(TrainerCallback):
 
 
 class NonFiniteLossCallback(TrainerCallback):
-    """Stops training on a NaN/inf loss or gradient norm so a diverged run is recorded as failed, never as a score."""
+    """Stops training on a NaN/inf loss or gradient norm so a diverged run is recorded as failed, never as a score.
+
+    Checked on every log (logging_steps=1, so every optimizer step) before any checkpoint of that step is
+    written: the last checkpoint on disk is the last good one.
+    """
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         for key in ("loss", "grad_norm"):
             value = (logs or {}).get(key)
             if value is not None and not math.isfinite(value):
-                raise SuiteError(f"training diverged: {key} is {value} at step {state.global_step}")
+                last = last_complete_checkpoint(Path(args.output_dir))
+                raise TrainingDiverged(key, value, state.global_step, None if last is None else str(last))
+
+
+class CheckpointExtrasCallback(TrainerCallback):
+    """Checkpoints what the Trainer does not know about — a method's running state (β-DPO) and the value
+    head (DRO) — and always checkpoints the last step, so a later stage can resume from a finished one."""
+
+    FILE = "alignsuite_state.pt"
+
+    def __init__(self, trainer_ref):
+        self.trainer_ref = trainer_ref
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if args.save_strategy != "no" and state.global_step >= state.max_steps:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        import shutil
+
+        trainer = self.trainer_ref()
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if trainer is None or not folder.is_dir():
+            return
+        write_atomic = folder / f"{self.FILE}.tmp"
+        torch.save(trainer.extra_state(), write_atomic)
+        write_atomic.replace(folder / self.FILE)  # written last: its presence marks the checkpoint complete
+        # Only now is an older checkpoint redundant (the Trainer's own rotation would delete it before this
+        # one is complete, so a kill in between would leave nothing to resume from).
+        for older in Path(args.output_dir).glob("checkpoint-*"):
+            if older != folder:
+                shutil.rmtree(older, ignore_errors=True)
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint under ``folder`` that was completely written (a kill can interrupt a save)."""
+    folder = Path(folder)
+    complete = [c for c in folder.glob("checkpoint-*") if (c / CheckpointExtrasCallback.FILE).is_file()]
+    return max(complete, key=lambda c: int(c.name.split("-")[-1]), default=None)
 
 
 def _is_number(value) -> bool:
@@ -274,6 +355,11 @@ class TrainSettings:
     max_grad_norm: float
     seed: int
     bf16: bool = False
+    checkpoint_steps: int = 0  # 0: no checkpoints (no resume)
+
+
+def checkpoint_dir(output_dir: Path, stage: int | None) -> Path:
+    return Path(output_dir) / "checkpoints" / (f"stage-{stage}" if stage else "main")
 
 
 def train(
@@ -286,10 +372,27 @@ def train(
     output_dir: Path,
     stage: int | None = None,
 ) -> dict:
-    """Run the Trainer; returns the train summary (final loss, steps, runtime, examples)."""
+    """Run the Trainer; returns the train summary (final loss, steps, runtime, examples).
+
+    With ``settings.checkpoint_steps`` it checkpoints every that many steps (and the last) under
+    ``output_dir/checkpoints``, and a call that finds a checkpoint there resumes from it — model,
+    optimizer, scheduler, RNG states, data order and the method's own state — reaching the same result
+    as an uninterrupted run.
+    """
+    import shutil
+
+    from suite.packing import choose_collator
+
     output_dir = Path(output_dir)
+    checkpoints = checkpoint_dir(output_dir, stage)
+    resume_from = last_complete_checkpoint(checkpoints) if settings.checkpoint_steps else None
+    for partial in checkpoints.glob("checkpoint-*"):  # saves a kill interrupted
+        if partial != resume_from:
+            shutil.rmtree(partial, ignore_errors=True)
+    resume_step = int(resume_from.name.split("-")[-1]) if resume_from else None
+    resume_from = None if resume_from is None else str(resume_from)
     args = TrainingArguments(
-        output_dir=str(output_dir / "checkpoints"),
+        output_dir=str(checkpoints),
         max_steps=settings.max_steps,
         per_device_train_batch_size=settings.per_device_batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
@@ -303,7 +406,9 @@ def train(
         bf16=settings.bf16,
         logging_steps=1,
         logging_nan_inf_filter=False,  # a NaN loss must be seen, not averaged away
-        save_strategy="no",
+        save_strategy="steps" if settings.checkpoint_steps else "no",
+        save_steps=settings.checkpoint_steps or 500,
+        save_total_limit=None,  # CheckpointExtrasCallback keeps only the newest complete checkpoint
         report_to=[],
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -314,18 +419,25 @@ def train(
         model=model,
         args=args,
         train_dataset=_ListDataset(examples),
-        data_collator=FeedbackCollator(tokenizer.pad_token_id),
+        data_collator=choose_collator(method, model, tokenizer.pad_token_id),  # suite.packing
         processing_class=tokenizer,
-        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl", stage), NonFiniteLossCallback()],
+        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl", stage, resume_step), NonFiniteLossCallback()],
         method=method,
         hyperparameters=hyperparameters,
     )
-    result = trainer.train()
+    trainer.add_callback(CheckpointExtrasCallback(weakref.ref(trainer)))
+    if resume_from:
+        trainer.load_extra_state(Path(resume_from))
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    # From the log history, which a checkpoint carries: the same numbers whether or not the run resumed.
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {
+    summary = {
         "final_loss": losses[-1] if losses else None,
-        "mean_loss": result.training_loss,
+        "mean_loss": sum(losses) / len(losses) if losses else result.training_loss,
         "steps": trainer.state.global_step,
         "runtime_s": result.metrics.get("train_runtime"),
         "examples": len(examples),
     }
+    if resume_step is not None:
+        summary["resumed_from_step"] = resume_step
+    return summary

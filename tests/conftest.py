@@ -38,15 +38,19 @@ tasks:
 """
 
 
-@pytest.fixture
-def local_leaderboard(tmp_path) -> Path:
+def write_local_leaderboard(folder: Path) -> Path:
     """A leaderboard spec whose one task is a local lm-eval task on a 6-question JSONL file."""
-    tasks = tmp_path / "tasks"
+    tasks = folder / "tasks"
     tasks.mkdir()
     (tasks / "colors.yaml").write_text(TASK_YAML.format(data=FIXTURES / "lm_eval_tasks" / "colors.jsonl"))
-    spec = tmp_path / "tiny-test.yaml"
+    spec = folder / "tiny-test.yaml"
     spec.write_text(SPEC_YAML)
     return spec
+
+
+@pytest.fixture
+def local_leaderboard(tmp_path) -> Path:
+    return write_local_leaderboard(tmp_path)
 
 
 def write_jsonl(path: Path, rows) -> Path:

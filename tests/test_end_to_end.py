@@ -61,7 +61,7 @@ def test_run_report_and_skip(experiment, tmp_path, capsys):
             assert (out / "runs" / run_id / "model").is_dir()
     # the reference log-probs were computed once and reused: the binary and scalar runs hit the cache
     kto = next(r for r in runs if r.startswith("kto"))
-    assert json.loads((out / "runs" / kto / "metrics.json").read_text())["train"]["reference_cache"]["hits"] > 0
+    assert json.loads((out / "runs" / kto / "metrics.json").read_text())["execution"]["reference_cache"]["hits"] > 0
 
     assert main(["report", str(out)]) == 0
     with open(out / "report" / "leaderboard.csv") as handle:

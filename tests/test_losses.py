@@ -91,7 +91,9 @@ def test_registry_entries_are_complete():
     for method in all_methods():
         assert method.paper.title and method.paper.arxiv
         assert method.feedback in ("pairwise", "binary", "scalar", "sft", "listwise")
-        if method.compose is None:
+        if method.train_loop is not None:  # its own loop (reward model, online family)
+            assert method.objective is None and method.compose is None and "learning_rate" in method.defaults
+        elif method.compose is None:
             assert callable(method.objective) and "learning_rate" in method.defaults
         else:  # a composite trains nothing itself: its components carry the learning rates
             assert method.objective is None and callable(method.components)

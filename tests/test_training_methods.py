@@ -132,11 +132,13 @@ def test_sdpo_runs_in_stages_each_with_the_previous_model_as_reference(tmp_path,
     assert main(["run", str(path), "--out", str(out)]) == 0
     (run_dir,) = [p.parent for p in (out / "runs").glob("sdpo-*/manifest.json")]
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
-    train_metrics = json.loads((run_dir / "metrics.json").read_text())["train"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    train_metrics = metrics["train"]
     first, second = train_metrics["stages"]
     assert train_metrics["steps"] == 4 and first["steps"] == second["steps"] == 2
     # each stage computes its reference log-probs once: stage 1 under the base, stage 2 under stage 1's model
-    assert first["reference_cache"]["computed"] == 8 and second["reference_cache"]["computed"] == 8
+    first_cache, second_cache = (stage["reference_cache"] for stage in metrics["execution"]["stages"])
+    assert first_cache["computed"] == 8 and second_cache["computed"] == 8
     assert first["examples"] + second["examples"] == train_metrics["examples"]
     log = [r for r in _log(run_dir) if "loss" in r]
     assert [(r["stage"], r["step"]) for r in log] == [(1, 1), (1, 2), (2, 1), (2, 2)]

@@ -10,6 +10,7 @@ import gzip
 import json
 import math
 import os
+import zlib
 from pathlib import Path
 
 from suite.data.records import RECORD_TYPES, BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord
@@ -42,13 +43,27 @@ def mirror_root() -> Path | None:
 # -- reading JSON rows ---------------------------------------------------------------------------
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+def _open_binary(path: Path):
+    # Bytes, decoded per row, so a bad byte is reported with the row it is in.
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _decode(data: bytes, path: Path, row: int | None = None) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if row is None:  # a whole .json file: the line the byte is on
+            line = data.count(b"\n", 0, exc.start) + 1
+            where, offset = f"line {line}", f"byte {exc.start}"
+        else:
+            where, offset = f"row {row}", f"byte {exc.start} of the row"
+        raise DataError(f"{path}: {where}: not valid UTF-8 ({exc.reason} at {offset})") from None
 
 
 def _read_jsonl(handle, path: Path) -> list[tuple[int, object]]:
     rows = []
-    for number, line in enumerate(handle, start=1):
+    for number, raw in enumerate(handle, start=1):
+        line = _decode(raw, path, number)
         if not line.strip():
             continue  # a trailing blank line is not a row
         try:
@@ -61,7 +76,7 @@ def _read_jsonl(handle, path: Path) -> list[tuple[int, object]]:
 
 def _read_json_list(handle, path: Path) -> list[tuple[int, object]]:
     try:
-        data = json.load(handle)
+        data = json.loads(_decode(handle.read(), path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, list):
@@ -83,11 +98,9 @@ def read_json_rows(path) -> list[tuple[int, object]]:
     else:
         raise DataError(f"{path}: unsupported file type; use .jsonl, .jsonl.gz or .json")
     try:
-        with _open_text(path) as handle:
+        with _open_binary(path) as handle:
             rows = reader(handle, path)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except (OSError, EOFError) as exc:  # unreadable, or a truncated / non-gzip .gz stream
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a truncated / corrupt / non-gzip .gz stream
         raise DataError(f"{path}: cannot read: {exc}") from None
     if not rows:
         raise DataError(f"{path}: empty file (no rows)")
@@ -99,6 +112,16 @@ def read_json_rows(path) -> list[tuple[int, object]]:
 
 def _where(path, row, key=None) -> str:
     return f"{path}: row {row}" + (f", key {key!r}" if key else "")
+
+
+def _check_unicode(text: str, path, row, key) -> str:
+    """JSON's ``\\ud800`` escapes can encode lone surrogates: valid JSON, but no text a tokenizer accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"{_where(path, row, key)}: not valid Unicode (a lone surrogate "
+                        f"{text[exc.start]!r} at character {exc.start})") from None
+    return text
 
 
 def _response_text(value, path, row, key) -> str:
@@ -119,7 +142,7 @@ def _response_text(value, path, row, key) -> str:
                         f"got {type(value).__name__}")
     if not value.strip():
         raise DataError(f"{_where(path, row, key)}: empty response")
-    return value
+    return _check_unicode(value, path, row, key)
 
 
 def _prompt(value, path, row):
@@ -128,7 +151,7 @@ def _prompt(value, path, row):
     if isinstance(value, str):
         if not value.strip():
             raise DataError(f"{where}: empty prompt")
-        return value
+        return _check_unicode(value, path, row, "prompt")
     if not isinstance(value, list):
         raise DataError(f"{where}: expected a string or a list of chat messages, got {type(value).__name__}")
     if not value:
@@ -141,7 +164,7 @@ def _prompt(value, path, row):
         if message["role"] not in PROMPT_ROLES:
             raise DataError(f"{where}: message {index} has unknown role {message['role']!r}; "
                             f"use {', '.join(PROMPT_ROLES)}")
-        messages.append({"role": message["role"], "content": message["content"]})
+        messages.append({"role": message["role"], "content": _check_unicode(message["content"], path, row, "prompt")})
     if messages[-1]["role"] != "user":
         raise DataError(f"{where}: the last message must be the user turn being answered, "
                         f"got role {messages[-1]['role']!r}")

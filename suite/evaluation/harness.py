@@ -10,9 +10,10 @@ few-shot examples come from validation, a missing eval split means the task cann
 from __future__ import annotations
 
 import functools
+import math
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -29,10 +30,27 @@ LOCAL_BUILDERS = {"json", "csv", "parquet", "text", "arrow"}
 @dataclass
 class EvalResult:
     scores: dict  # {task_id: {metric: value in [0, 1]}} (+ "<metric>_normalised" where the spec normalises)
-    average: float | None  # percent
+    average: float | None  # percent; None unless every task ran in full
     raw: dict
     deviations: list
     settings: dict
+    headlines: dict = field(default_factory=dict)  # {task_id: the task's leaderboard number, percent}
+    stderr: dict = field(default_factory=dict)  # {task_id or "average": standard error, percent (None: unknown)}
+    missing: dict = field(default_factory=dict)  # {task_id: [leaf tasks that could not run]}
+    partial_average: float | None = None  # mean over the tasks that have a score, when some are missing
+    samples: dict = field(default_factory=dict)  # {task_id: {leaf: compact per-document results}}
+
+
+@dataclass
+class LeaderboardScore:
+    """A leaderboard spec's numbers from lm-eval results (see ``score_leaderboard``)."""
+
+    scores: dict
+    headlines: dict
+    stderr: dict
+    average: float | None
+    partial_average: float | None
+    missing: dict
 
 
 @functools.lru_cache(maxsize=4)
@@ -47,6 +65,8 @@ def leaf_tasks(index, name: str) -> list[str]:
     entry = index.task_index.get(name)
     if entry is None:
         raise ConfigError(f"lm-eval has no task or group {name!r}")
+    if str(entry.kind).endswith("TAG"):  # e.g. mmlu_stem_tasks: MMLU's groups list their subjects by tag
+        return [leaf for member in sorted(entry.tags) for leaf in leaf_tasks(index, member)]
     children = entry.cfg.get("task") if str(entry.kind).endswith("GROUP") else None
     if not children:
         return [name]
@@ -125,6 +145,190 @@ def normalise(value: float, lower: float) -> float:
     return max(0.0, (value - lower) / (1.0 - lower))
 
 
+def headline(task: TaskSpec, scores: dict) -> float | None:
+    """A task's leaderboard number as a fraction: the mean of its normalised metrics where the spec
+    normalises (IFEval: prompt- and instruction-level strict accuracy), else of its metrics."""
+    keys = [f"{m}_normalised" for m in task.metrics] if task.lower is not None else task.metrics
+    values = [scores.get(key) for key in keys]
+    return None if not values or any(v is None for v in values) else statistics.fmean(values)
+
+
+def sample_values(samples: dict | None, key: str) -> list[float] | None:
+    """One metric's per-document values from a compact sample table, lists flattened (IFEval's
+    instruction-level accuracy is one list per prompt, scored over all instructions)."""
+    if not samples or key not in samples:
+        return None
+    flat = []
+    for value in samples[key]:
+        flat.extend(value if isinstance(value, list) else [value])
+    return [float(v) for v in flat]
+
+
+def _leaf_stderr(values: dict, samples: dict | None, metric: str, filter_name: str) -> float | None:
+    """Standard error of one leaf task's metric: sample std (n − 1) / √n over its documents, as lm-eval's
+    ``mean_stderr``; lm-eval's own value when no per-document results are kept; None when neither."""
+    per_doc = sample_values(samples, f"{metric},{filter_name}")
+    if per_doc is not None and len(per_doc) > 1:
+        return statistics.stdev(per_doc) / math.sqrt(len(per_doc))
+    reported = values.get(f"{metric}_stderr,{filter_name}")
+    return float(reported) if isinstance(reported, (int, float)) and not isinstance(reported, bool) else None
+
+
+def _leaf_size(values: dict, samples: dict | None, key: str, task: TaskSpec) -> int:
+    if isinstance(values.get("sample_len"), int):
+        return values["sample_len"]
+    if samples and "doc_id" in samples:
+        return len(samples["doc_id"])
+    raise ConfigError(f"leaderboard task {task.id}: scored whole, but lm-eval reported no document count for {key}")
+
+
+def _combine(values: list[float], errors: list, weights: list[float] | None) -> tuple[float, float | None]:
+    """Mean (weighted, when weights are given) and its standard error, leaves taken as independent."""
+    weights = weights or [1.0] * len(values)
+    total = sum(weights)
+    mean = sum(w * v for w, v in zip(weights, values)) / total
+    if any(e is None for e in errors):
+        return mean, None
+    return mean, math.sqrt(sum((w * e) ** 2 for w, e in zip(weights, errors))) / total
+
+
+def score_leaderboard(spec: LeaderboardSpec, results: dict, plan: dict, missing: dict | None = None,
+                      samples: dict | None = None) -> LeaderboardScore:
+    """A spec's scores from lm-eval's per-task ``results`` (pure: tested on hand-made result dicts).
+
+    ``plan`` maps each task id to its leaf tasks that ran, as (leaf, key in ``results``); ``missing``
+    maps task ids to leaf tasks that could not run; ``samples`` holds compact per-document results by
+    results key (for standard errors). A subtask-aggregated task is the unweighted mean of its leaves,
+    each normalised first; a task scored whole weights its leaves by document count and is normalised
+    once. Standard errors treat leaves and tasks as independent and ignore the clamp at 0; a headline
+    of several metrics (IFEval) gets their mean error, the bound for fully correlated metrics. The
+    average is set only when no task misses anything; ``partial_average`` covers the tasks that ran.
+    """
+    missing = {task_id: list(leaves) for task_id, leaves in (missing or {}).items() if leaves}
+    samples = samples or {}
+    scores, headlines, stderr = {}, {}, {}
+    for task in spec.tasks:
+        leaves = plan.get(task.id) or []
+        if not leaves:
+            missing.setdefault(task.id, [])
+            continue
+        task_scores, errors = {}, {}
+        for metric in task.metrics:
+            values, leaf_errors, weights = [], [], None
+            for _, key in leaves:
+                values.append(_metric(results, key, metric, task.filter, task))
+                leaf_errors.append(_leaf_stderr(results.get(key, {}), samples.get(key), metric, task.filter))
+            if task.aggregate == "whole":
+                weights = [_leaf_size(results.get(key, {}), samples.get(key), key, task) for _, key in leaves]
+            task_scores[metric], error = _combine(values, leaf_errors, weights)
+            if task.lower is None:
+                errors[metric] = error
+                continue
+            if task.aggregate == "whole":
+                lower = float(task.lower)
+                normed = normalise(task_scores[metric], lower)
+                errors[metric] = None if error is None else error / (1.0 - lower)
+            else:
+                lowers = [task.lower_for(leaf) or 0.0 for leaf, _ in leaves]
+                normed, errors[metric] = _combine(
+                    [normalise(v, lo) for v, lo in zip(values, lowers)],
+                    [None if e is None else e / (1.0 - lo) for e, lo in zip(leaf_errors, lowers)], None)
+            task_scores[f"{metric}_normalised"] = normed
+        scores[task.id] = task_scores
+        headlines[task.id] = 100 * headline(task, task_scores)
+        known = [errors[m] for m in task.metrics]
+        stderr[task.id] = None if any(e is None for e in known) else 100 * statistics.fmean(known)
+    average = partial = None
+    if headlines and not missing:
+        average = statistics.fmean(headlines.values())
+        task_errors = [stderr[t] for t in headlines]
+        stderr["average"] = None if any(e is None for e in task_errors) else \
+            math.sqrt(sum(e * e for e in task_errors)) / len(task_errors)
+    elif headlines:
+        partial = statistics.fmean(headlines.values())
+    return LeaderboardScore(scores, headlines, stderr, average, partial, missing)
+
+
+def compact_samples(logged: list[dict]) -> dict:
+    """lm-eval's logged samples of one task as columns: ``doc_id`` and one list per ``metric,filter``,
+    in document order — what paired tests need, without prompts and responses."""
+    rows: dict = {}
+    for example in logged:
+        row = rows.setdefault(example["doc_id"], {})
+        for metric in example.get("metrics", []):
+            value = example.get(metric)
+            if isinstance(value, bool):
+                value = int(value)
+            elif isinstance(value, (list, tuple)):
+                value = [int(v) if isinstance(v, bool) else v for v in value]
+                if not all(isinstance(v, (int, float)) for v in value):
+                    continue
+            elif not isinstance(value, (int, float)):
+                continue
+            row[f"{metric},{example['filter']}"] = value
+    doc_ids = sorted(rows)
+    columns = sorted({key for row in rows.values() for key in row})
+    table = {"doc_id": doc_ids}
+    for column in columns:
+        if all(column in rows[d] for d in doc_ids):
+            table[column] = [rows[d][column] for d in doc_ids]
+    return table
+
+
+def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, apply_chat_template: bool,
+                  seed: int) -> dict:
+    """Everything besides the model that moves a leaderboard number, as every run records it."""
+    root = mirror_root()
+    return {
+        "leaderboard": spec.name,
+        "comparable": spec.comparable,
+        "tasks": {t.id: {"lm_eval": t.lm_eval, "num_fewshot": t.num_fewshot, "metric": t.metrics,
+                         "filter": t.filter, "limit": limit if limit is not None else t.limit,
+                         "aggregate": t.aggregate, "lower": t.lower} for t in spec.tasks},
+        "batch_size": batch_size,
+        "apply_chat_template": apply_chat_template,
+        "fewshot_as_multiturn": False,
+        "fewshot_random_seed": seed,
+        "lm_eval_version": metadata.version("lm_eval"),
+        "data_source": f"mirror {root}" if root else "hub",
+        "seed": seed,
+    }
+
+
+def _hf_backend(model, tokenizer, batch_size: int, workdir: Path):
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def _vllm_backend(model, tokenizer, batch_size: int, workdir: Path):
+    """lm-eval's vLLM model on this model's weights: vLLM loads from a folder, so they are saved first."""
+    from lm_eval.models.vllm_causallms import VLLM
+
+    folder = Path(workdir) / "vllm_model"
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return VLLM(pretrained=str(folder), tokenizer=str(folder), batch_size=batch_size, dtype="auto")
+
+
+# lm-eval model backends: name -> (model, tokenizer, batch size, work folder) -> lm-eval LM; the package each needs
+EVAL_BACKENDS = {"hf": _hf_backend, "vllm": _vllm_backend}
+BACKEND_PACKAGES = {"vllm": "vllm"}
+
+
+def check_eval_backend(name: str) -> str:
+    """``name`` if it is a known backend whose package is installed, else one clear ConfigError."""
+    import importlib.util
+
+    if name not in EVAL_BACKENDS:
+        raise ConfigError(f"eval.backend: unknown backend {name!r}; known: {', '.join(EVAL_BACKENDS)}")
+    package = BACKEND_PACKAGES.get(name)
+    if package and importlib.util.find_spec(package) is None:
+        raise ConfigError(f"eval.backend: {name} needs the {package} package, which is not installed here "
+                          f"(pip install {package}; it needs a GPU), or use eval.backend: hf")
+    return name
+
+
 def evaluate_leaderboard(
     model,
     tokenizer,
@@ -135,10 +339,11 @@ def evaluate_leaderboard(
     workdir: Path,
     apply_chat_template: bool = False,
     seed: int = 0,
+    backend: str = "hf",
 ) -> EvalResult:
-    """Run every task of ``spec`` on the in-memory ``model`` and aggregate as the spec says."""
+    """Run every task of ``spec`` on the in-memory ``model`` and aggregate as the spec says; ``backend``
+    names the lm-eval model class that runs it (``EVAL_BACKENDS``)."""
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     root = mirror_root()
@@ -147,19 +352,24 @@ def evaluate_leaderboard(
     index = _task_index(str(spec.include_path) if spec.include_path else None)
     workdir = Path(workdir)
     plan, deviations = write_task_yamls(spec, index, workdir, root)
+    missing = {}
+    for task in spec.tasks:
+        ran = {leaf for leaf, _ in plan[task.id]}
+        expected = [leaf for name in task.lm_eval for leaf in leaf_tasks(index, name)]
+        missing[task.id] = [leaf for leaf in expected if leaf not in ran]
     overlays = TaskManager(include_path=str(workdir), include_defaults=False)
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm = EVAL_BACKENDS[check_eval_backend(backend)](model, tokenizer, batch_size, workdir)
     by_limit: dict = {}
     for task in spec.tasks:
         task_limit = limit if limit is not None else task.limit
         by_limit.setdefault(task_limit, []).extend(name for _, name in plan[task.id])
-    results, raw = {}, {}
+    results, raw, logged = {}, {}, {}
     for task_limit, names in by_limit.items():
         if not names:
             continue
         out = lm_eval.simple_evaluate(
-            model=lm, tasks=names, limit=task_limit, task_manager=overlays, log_samples=False,
+            model=lm, tasks=names, limit=task_limit, task_manager=overlays, log_samples=True,
             apply_chat_template=apply_chat_template, bootstrap_iters=0, random_seed=seed,
             numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
         )
@@ -168,38 +378,20 @@ def evaluate_leaderboard(
         raw.setdefault("n-shot", {}).update(out.get("n-shot", {}))
         raw.setdefault("n-samples", {}).update(out.get("n-samples", {}))
         raw.setdefault("configs", {}).update({k: _plain(v) for k, v in out.get("configs", {}).items()})
+        logged.update({name: compact_samples(rows) for name, rows in (out.get("samples") or {}).items()})
 
-    scores, percents = {}, []
-    for task in spec.tasks:
-        if not plan[task.id]:
-            deviations.append(f"{task.id}: no task could run; left out of the average")
-            continue
-        task_scores, normalised = {}, []
-        for metric in task.metrics:
-            values = [_metric(results, name, metric, task.filter, task) for _, name in plan[task.id]]
-            task_scores[metric] = statistics.fmean(values)
-            if task.lower is not None:
-                normed = [normalise(v, task.lower_for(leaf) or 0.0) for v, (leaf, _) in zip(values, plan[task.id])]
-                task_scores[f"{metric}_normalised"] = statistics.fmean(normed)
-                normalised.append(task_scores[f"{metric}_normalised"])
-        headline = statistics.fmean(normalised) if normalised else statistics.fmean(task_scores[m] for m in task.metrics)
-        percents.append(100 * headline)
-        scores[task.id] = task_scores
-    settings = {
-        "leaderboard": spec.name,
-        "comparable": spec.comparable,
-        "tasks": {t.id: {"lm_eval": t.lm_eval, "num_fewshot": t.num_fewshot, "metric": t.metrics,
-                         "limit": limit if limit is not None else t.limit} for t in spec.tasks},
-        "batch_size": batch_size,
-        "apply_chat_template": apply_chat_template,
-        "lm_eval_version": metadata.version("lm_eval"),
-        "data_source": f"mirror {root}" if root else "hub",
-        "seed": seed,
-    }
-    average = statistics.fmean(percents) if percents and len(percents) == len(spec.tasks) else None
-    if percents and average is None:
-        deviations.append("average not computed: some tasks could not run")
-    return EvalResult(scores, average, raw, sorted(set(deviations)), settings)
+    scored = score_leaderboard(spec, results, plan, missing, logged)
+    for task_id, leaves in scored.missing.items():
+        what = f"{', '.join(leaves)} could not run" if leaves else "no part could run"
+        deviations.append(f"{task_id}: missing ({what}); reported as missing, no leaderboard average")
+    settings = eval_settings(spec, limit=limit, batch_size=batch_size, apply_chat_template=apply_chat_template,
+                             seed=seed)
+    if backend != "hf":  # recorded where it differs from every earlier run's (lm-eval's HF model)
+        settings["backend"] = backend
+    samples = {task.id: {leaf: logged[key] for leaf, key in plan[task.id] if key in logged} for task in spec.tasks}
+    return EvalResult(scored.scores, scored.average, raw, sorted(set(deviations)), settings,
+                      headlines=scored.headlines, stderr=scored.stderr, missing=scored.missing,
+                      partial_average=scored.partial_average, samples=samples)
 
 
 def _plain(value):

@@ -14,10 +14,14 @@ tasks:
     filter: none                 # lm-eval's filter name in the result key ("acc,none")
     limit: null                  # docs per leaf task (null = all)
     lower: null                  # v2 normalisation: a number, or {leaf_task: number}; null = none
+    aggregate: subtasks          # or whole (below)
     overrides: {}                # extra keys for the generated task YAML
 ```
-The task score is the unweighted mean over its leaf tasks; the leaderboard average is the mean of
-the task scores, in percent.
+The task score is the unweighted mean over its leaf tasks (``aggregate: subtasks``: MMLU's 57 subjects
+count alike; v2 normalises each subtask, then averages), or with ``aggregate: whole`` the task scored as
+one — leaf scores weighted by their document counts, as lm-eval's size-weighted group reports it and the
+v2 leaderboard reads GPQA and MATH — then normalised once. The leaderboard average is the mean of the
+task scores, in percent; a task (or part of one) that could not run leaves the average unset.
 """
 
 from __future__ import annotations
@@ -25,12 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from suite.errors import ConfigError
 
 LEADERBOARD_DIR = Path(__file__).resolve().parent.parent.parent / "leaderboards"
-TASK_KEYS = {"id", "lm_eval", "num_fewshot", "metric", "filter", "limit", "lower", "overrides"}
+TASK_KEYS = {"id", "lm_eval", "num_fewshot", "metric", "filter", "limit", "lower", "aggregate", "overrides"}
+AGGREGATES = ("subtasks", "whole")
 SPEC_KEYS = {"name", "description", "comparable", "note", "tasks", "include_path"}
 
 
@@ -44,6 +47,7 @@ class TaskSpec:
     limit: int | None = None
     lower: float | dict | None = None
     overrides: dict = field(default_factory=dict)
+    aggregate: str = "subtasks"  # "whole": one score over all the task's documents (see the module doc)
 
     def lower_for(self, leaf: str) -> float | None:
         if isinstance(self.lower, dict):
@@ -98,7 +102,13 @@ def _task(raw, index: int, path: Path) -> TaskSpec:
     overrides = raw.get("overrides") or {}
     if not isinstance(overrides, dict):
         _fail(path, f"{where}.overrides", "expected a mapping")
-    return TaskSpec(str(raw["id"]), names, shots, metrics, str(raw.get("filter", "none")), limit, lower, overrides)
+    aggregate = raw.get("aggregate", "subtasks")
+    if aggregate not in AGGREGATES:
+        _fail(path, f"{where}.aggregate", f"expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    if aggregate == "whole" and isinstance(lower, dict):
+        _fail(path, f"{where}.lower", "a task scored whole has one lower bound, not one per subtask")
+    return TaskSpec(str(raw["id"]), names, shots, metrics, str(raw.get("filter", "none")), limit, lower, overrides,
+                    aggregate)
 
 
 def load_leaderboard(name_or_path: str) -> LeaderboardSpec:
@@ -109,10 +119,9 @@ def load_leaderboard(name_or_path: str) -> LeaderboardSpec:
         if not path.is_file():
             raise ConfigError(f"eval.leaderboard: unknown leaderboard {name_or_path!r}; available: "
                               f"{', '.join(list_leaderboards())} (or a path to a spec YAML)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    from suite.config import load_yaml_file
+
+    raw = load_yaml_file(path)  # one-line errors naming the file: bad encoding, bad YAML, duplicate keys
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping")
     unknown = sorted(set(raw) - SPEC_KEYS)

@@ -1,0 +1,199 @@
+"""Reproduction reports: paper tables as data, recipes checked before running, claim verdicts from stored runs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from suite.cli import main
+from suite.config import load_config
+from suite.errors import ConfigError, SuiteError
+from suite.reproduce import (PAPERS_DIR, REPO_ROOT, check_recipe, find_table, recipe_path, reproduce, table_ids,
+                             write_reproduction_report)
+from test_leaderboard_tables import ROW_DOCS, expected_gen, expected_quiz, spec_file, write_run
+
+
+def flip(docs: dict, leaf: str, index: int) -> dict:
+    changed = {k: list(v) for k, v in docs.items()}
+    changed[leaf][index] = 1 - changed[leaf][index]
+    return changed
+
+
+def toy_paper(root: Path) -> tuple[Path, Path]:
+    """A papers folder with one table, its recipe (tiny-llama, the tiny-board spec) and stored runs."""
+    spec_path = spec_file(root / "specs")
+    recipe = root / "toy-recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "toy", "model": "tiny-llama", "dataset": {"path": str(root / "pairs.jsonl"), "format": "pairwise"},
+        "methods": [{"id": "dpo", "label": "strong"}, {"id": "kto", "label": "weak"}, {"id": "sft", "label": "tie"}],
+        "eval": {"leaderboard": str(spec_path)},
+    }))
+    table = {
+        "id": "toy-table", "title": "Toy table", "source": "made up for the test",
+        "recipes": {"small": str(recipe)},
+        "rows": {"Base": "base", "Strong": "strong", "Weak": "weak", "Tie": "tie"},
+        "columns": {"quiz": {"task": "quiz"}, "gen": {"task": "gen"}, "Average": {"mean_of": ["quiz", "gen"]},
+                    "Human": {"unmeasured": "needs people to judge"}},
+        "values": {"Base": [70, 10, 40, 5], "Strong": [60, 40, 50, 7], "Weak": [20, 70, 45, 6], "Tie": [71, 12, 41.5, 5]},
+        "claims": [
+            {"id": "strong-beats-base", "text": "Strong beats Base on average.", "column": "Average",
+             "better": ["Strong"], "worse": ["Base"]},
+            {"id": "base-beats-strong-quiz", "text": "Base beats Strong on quiz.", "column": "quiz",
+             "better": ["Base"], "worse": ["Strong"]},
+            {"id": "tie-beats-base", "text": "Tie edges out Base.", "column": "Average", "better": ["Tie"],
+             "worse": ["Base"]},
+            {"id": "weak-beats-base-gen", "text": "Weak beats Base on gen.", "column": "gen", "better": ["Weak"],
+             "worse": ["Base"]},
+            {"id": "people-prefer-strong", "text": "People prefer Strong.", "column": "Human",
+             "better": ["Strong"], "worse": ["Base", "Weak"]},
+        ],
+    }
+    papers = root / "papers"
+    papers.mkdir()
+    (papers / "toy.yaml").write_text(yaml.safe_dump({"paper": "A toy paper", "arxiv": "0000.00000",
+                                                     "source": "nowhere", "tables": [table]}, sort_keys=False))
+    results = root / "results"
+    write_run(results, spec_path, "base-0000", "base", 0, ROW_DOCS["base"])
+    write_run(results, spec_path, "strong-s0-1111", "strong", 0, ROW_DOCS["strong"])
+    write_run(results, spec_path, "weak-s0-2222", "weak", 0, {k: v for k, v in ROW_DOCS["weak"].items() if k != "gen_y"})
+    write_run(results, spec_path, "tie-s0-3333", "tie", 0, flip(ROW_DOCS["base"], "quiz_a", 2))
+    return papers, results
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return toy_paper(tmp_path)
+
+
+def test_claim_verdicts_agree_disagree_inconclusive_and_not_measured(toy):
+    papers, results = toy
+    table = find_table("toy-table", papers)
+    path, verdicts = write_reproduction_report(table, "small", recipe_path(table, "small"), results, resamples=500)
+    by_id = {v.claim.id: v for v in verdicts}
+    assert all(v.paper_holds for v in verdicts)  # every claim is true of the paper's own numbers
+    assert by_id["strong-beats-base"].verdict == "agrees"
+    assert by_id["base-beats-strong-quiz"].verdict == "disagrees"  # ours: strong far above base on quiz
+    assert by_id["tie-beats-base"].verdict == "inconclusive"  # one document apart: within noise
+    tie = by_id["tie-beats-base"].pairs[0]
+    assert tie.difference > 0 and tie.interval[0] <= 0 <= tie.interval[1]
+    assert by_id["weak-beats-base-gen"].verdict in ("disagrees", "inconclusive")
+    assert "gen ran in part" in by_id["weak-beats-base-gen"].note  # weak's gen_y did not run
+    assert by_id["people-prefer-strong"].verdict == "not measured"
+    assert by_id["people-prefer-strong"].note == "needs people to judge"
+
+    text = path.read_text()
+    assert "## The paper's numbers" in text and "## Ours" in text and "## Ours − paper" in text
+    strong_ours = next(l for l in text.split("## Ours\n")[1].splitlines() if l.startswith("| Strong |"))
+    average = (expected_quiz(ROW_DOCS["strong"]) + expected_gen(ROW_DOCS["strong"])) / 2  # (83.33 + 50) / 2
+    assert f"| {average:.2f} |" in strong_ours and strong_ours.endswith("| not measured |")
+    diff_line = next(l for l in text.split("## Ours − paper")[1].splitlines() if l.startswith("| Strong |"))
+    assert f"{average - 50:+.2f}" in diff_line
+    assert "**agrees**" in text and "**disagrees**" in text and "**inconclusive**" in text
+    report = json.loads(path.with_suffix(".json").read_text())
+    assert [c["verdict"] for c in report["claims"]] == [v.verdict for v in verdicts]
+
+
+def test_the_command_reports_from_stored_runs(toy, capsys):
+    papers, results = toy
+    code = main(["reproduce", "toy-table", "--papers", str(papers), "--out", str(results), "--report-only",
+                 "--resamples", "300"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "strong-beats-base" in out and "agrees" in out and (results / "report" / "reproduce-toy-table.md").is_file()
+
+
+def test_clear_errors_for_unknown_table_scale_and_rows(toy, tmp_path, capsys):
+    papers, results = toy
+    assert main(["reproduce", "toy-table9", "--papers", str(papers)]) == 2
+    assert "unknown table 'toy-table9'; tables in" in capsys.readouterr().err
+    with pytest.raises(SuiteError, match="toy-table: no 'paper' recipe; scales: small"):
+        recipe_path(find_table("toy-table", papers), "paper")
+    with pytest.raises(SuiteError, match="--scale"):
+        reproduce("toy-table", "huge", papers_dir=papers)
+    table = find_table("toy-table", papers)
+    config = load_config(recipe_path(table, "small"), ["methods=[dpo]"])
+    with pytest.raises(ConfigError, match=r"its recipe 'toy' makes no row 'strong', 'tie', 'weak' \(rows: base, dpo\)"):
+        check_recipe(table, config)
+    with pytest.raises(SuiteError, match="nowhere: no such results directory"):
+        reproduce("toy-table", "small", tmp_path / "nowhere", run=False, papers_dir=papers)
+
+
+def test_a_bad_table_file_names_the_file_and_key(toy):
+    papers, _ = toy
+    data = yaml.safe_load((papers / "toy.yaml").read_text())
+    data["tables"][0]["values"]["Base"] = [1, 2]
+    (papers / "toy.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"toy.yaml: tables\[toy-table\].values.Base: expected 4 numbers"):
+        find_table("toy-table", papers)
+    data["tables"][0]["values"]["Base"] = [1, 2, 3, 4]
+    data["tables"][0]["claims"][0]["better"] = ["Nobody"]
+    (papers / "toy.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"claims\[0\].better: 'Nobody' is not a row"):
+        find_table("toy-table", papers)
+
+
+# -- UNA's tables ---------------------------------------------------------------------------------
+
+
+def test_una_tables_are_data_with_consistent_numbers_and_true_claims():
+    assert {"una-table1", "una-table2", "una-table3"} <= set(table_ids(PAPERS_DIR))
+    for table_id in ("una-table1", "una-table2"):
+        table = find_table(table_id, PAPERS_DIR)
+        assert table.source and table.paper["arxiv"] == "2408.15339"
+        tasks = [c.name for c in table.columns if c.task]
+        for row, values in table.values.items():  # the paper's average is the mean of its six columns
+            assert values["Average"] == pytest.approx(statistics.fmean(values[c] for c in tasks), abs=0.015), row
+    for table_id in ("una-table1", "una-table2", "una-table3"):
+        table = find_table(table_id, PAPERS_DIR)
+        for claim in table.claims:  # each claim, as written, is true of the paper's own numbers
+            assert all(table.values[b][claim.column] > table.values[w][claim.column]
+                       for b in claim.better for w in claim.worse), (table_id, claim.id)
+    assert find_table("una-table1", PAPERS_DIR).values["UNA-score (MSE)"]["ifeval"] == 37.25
+    assert find_table("una-table2", PAPERS_DIR).values["Mistral"]["mmlu"] == 62.51
+
+
+@pytest.mark.parametrize("table_id", ["una-table1", "una-table2", "una-table3"])
+@pytest.mark.parametrize("scale", ["small", "paper"])
+def test_una_recipes_make_every_row_and_measure_every_column(table_id, scale):
+    table = find_table(table_id, PAPERS_DIR)
+    path = recipe_path(table, scale)
+    assert path.is_file() and path.is_relative_to(REPO_ROOT / "reports" / "recipes")
+    config = load_config(path)
+    check_recipe(table, config)
+    if scale == "paper":
+        assert config.model == "mistralai/Mistral-7B-v0.1" and config.train.lora["r"] == 32
+        assert config.eval.leaderboard == {"una-table1": "open-llm-v2", "una-table3": "open-llm-v2",
+                                           "una-table2": "open-llm-v1"}[table_id]
+    else:
+        assert config.model == "smollm2-135m-instruct"
+
+
+def test_una_table3_is_reported_as_not_measured_without_running_anything(tmp_path):
+    path, verdicts = reproduce("una-table3", "small", tmp_path / "out")
+    assert [v.verdict for v in verdicts] == ["not measured"] * 3
+    assert not (tmp_path / "out" / "runs").exists()
+    assert "GPT-4" in path.read_text()
+
+
+def test_a_consistent_but_negligible_difference_is_not_a_verdict(toy):
+    """A metric that moves up by a hair on every document is 'significant' and still a tie."""
+    papers, results = toy
+    run = results / "runs" / "tie-s0-3333"
+    base_run = results / "runs" / "base-0000"
+    samples = json.loads((base_run / "lm_eval_samples.json").read_text())
+    for leaf in samples["gen"].values():  # gen has no lower bound to clamp at: the shift survives scoring
+        leaf["exact_match,none"] = [v + 1e-6 for v in leaf["exact_match,none"]]
+    (run / "lm_eval_samples.json").write_text(json.dumps(samples))
+    metrics = json.loads((base_run / "metrics.json").read_text())
+    metrics["eval_headline"]["gen"] += 1e-4  # percent
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    table = find_table("toy-table", papers)
+    _, verdicts = write_reproduction_report(table, "small", recipe_path(table, "small"), results, resamples=300)
+    pair = next(v for v in verdicts if v.claim.id == "tie-beats-base").pairs[0]
+    assert pair.interval[0] > 0  # every resample is above base: statistically "holds"
+    assert pair.outcome == "within noise"
+    assert next(v for v in verdicts if v.claim.id == "tie-beats-base").verdict == "inconclusive"
