@@ -116,3 +116,19 @@ def reproduce_una(session):
         session.run("alignsuite", "reproduce", table, "--scale", "small", "--out", out, *session.posargs,
                     env=offline_env())
     session.run("alignsuite", "leaderboard", out, env=offline_env())
+
+
+@nox.session(name="reproduce-una-online")
+def reproduce_una_online(session):
+    """UNA's online comparison at small scale (reports/recipes/una-online.yaml): a Bradley-Terry reward model on
+    HH-RLHF harmless, then PPO and online UNA from the same policy, prompts, steps and batch. Writes
+    results/una-online/report/una-online.md (held-out reward, wall time, peak memory, the paper's Tables 4-6 and
+    its 8 h vs 3.5 h) and the claim verdicts of Tables 4-5 (reproduce-una-online-table{4,5}.md)."""
+    install(session)
+    out = os.environ.get("ALIGNSUITE_UNA_ONLINE_OUT", "results/una-online")
+    session.run("alignsuite", "run", "reports/recipes/una-online.yaml", "--out", out, "--report", *session.posargs,
+                env=offline_env())
+    for table in ("una-online-table4", "una-online-table5"):
+        session.run("alignsuite", "reproduce", table, "--scale", "small", "--out", out, "--report-only",
+                    env=offline_env())
+    session.run("alignsuite", "una-online-report", out, env=offline_env())
