@@ -20,3 +20,12 @@ class TrainingDiverged(SuiteError):
         self.key, self.value, self.step, self.last_checkpoint = key, value, step, last_checkpoint
         where = f"last good checkpoint {last_checkpoint}" if last_checkpoint else "no checkpoint saved before it"
         super().__init__(f"training diverged: {key} is {value} at step {step} ({where})")
+
+
+def check_finite(step: int, last_checkpoint: str | None = None, **values: float) -> None:
+    """Raise :class:`TrainingDiverged` for the first NaN/inf among ``values`` (e.g. loss=…, grad_norm=…)."""
+    import math
+
+    for key, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise TrainingDiverged(key, value, step, last_checkpoint)

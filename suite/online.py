@@ -40,7 +40,7 @@ from typing import Callable
 
 import torch
 
-from suite.errors import ConfigError, DataError, SuiteError
+from suite.errors import ConfigError, DataError, SuiteError, check_finite
 from suite.registry import Component
 from suite.sequences import EncodedSequence, encode_prompt
 
@@ -570,9 +570,7 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
                 for name, value in {"loss": loss.detach(), **metrics}.items():
                     totals[name] = totals.get(name, 0.0) + float(value) * weight
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm))
-            for key, value in (("loss", totals["loss"]), ("grad_norm", grad_norm)):
-                if not math.isfinite(value):
-                    raise SuiteError(f"training diverged: {key} is {value} at step {step}")
+            check_finite(step, loss=totals["loss"], grad_norm=grad_norm)  # recorded as a failed run
             optimizer.step()
             scheduler.step()
         kl = rollout.sequence_sum(rollout.old_logps - rollout.ref_logps)

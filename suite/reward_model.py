@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from suite.errors import ConfigError, DataError, SuiteError
+from suite.errors import ConfigError, DataError, SuiteError, check_finite
 from suite.sequences import EncodedSequence, encode_sequence, pad_sequences
 
 # LoRA's target modules when the config names none: the same default as suite.models.add_lora.
@@ -234,9 +234,7 @@ def train_reward_model(context, loss_fn: PairLoss, hp: dict, records: list, save
             for name, value in metrics.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * len(part) / len(pairs)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm))
-        for key, value in (("loss", totals["loss"]), ("grad_norm", grad_norm)):
-            if not math.isfinite(value):
-                raise SuiteError(f"training diverged: {key} is {value} at step {step}")
+        check_finite(step, loss=totals["loss"], grad_norm=grad_norm)  # recorded as a failed run
         optimizer.step()
         scheduler.step()
         losses.append(totals["loss"])

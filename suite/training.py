@@ -19,7 +19,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from suite.data.records import BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord
-from suite.errors import SuiteError, TrainingDiverged
+from suite.errors import SuiteError, check_finite
 from suite.reference import ReferenceCache
 from suite.registry import FeedbackBatch, Method
 from suite.sequences import EncodedSequence, encode_sequence, pad_sequences
@@ -295,11 +295,10 @@ class NonFiniteLossCallback(TrainerCallback):
     """
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        for key in ("loss", "grad_norm"):
-            value = (logs or {}).get(key)
-            if value is not None and not math.isfinite(value):
-                last = last_complete_checkpoint(Path(args.output_dir))
-                raise TrainingDiverged(key, value, state.global_step, None if last is None else str(last))
+        values = {key: (logs or {}).get(key) for key in ("loss", "grad_norm")}
+        if any(value is not None and not math.isfinite(value) for value in values.values()):
+            last = last_complete_checkpoint(Path(args.output_dir))
+            check_finite(state.global_step, None if last is None else str(last), **values)
 
 
 class CheckpointExtrasCallback(TrainerCallback):
