@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from suite.errors import SuiteError
-from suite.report import BASE_METHOD, write_bytes_atomic
+from suite.report import BASE_METHOD, train_log_records, write_bytes_atomic
 
 TRAIN_LOG = "train_log.jsonl"
 CURVES = (("loss", "training loss"), ("accuracy", "implicit-reward accuracy"), ("margin", "implicit-reward margin"))
@@ -115,16 +113,8 @@ def frontier(table) -> Figure | None:
 def read_train_log(path: Path) -> dict[str, list[tuple[float, float]]]:
     """{curve: [(step, value)]} for loss, accuracy and margin; a bad line names the file and line."""
     curves: dict[str, list] = {"loss": [], "accuracy": [], "margin": []}
-    if not path.is_file():
-        return curves
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"{path}: line {number} is not valid JSON ({exc})") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("step"), (int, float)):
+    for _, record in train_log_records(path):
+        if not isinstance(record.get("step"), (int, float)):
             continue  # the Trainer's closing summary has no per-step values
         step = float(record["step"])
         if isinstance(record.get("loss"), (int, float)):

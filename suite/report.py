@@ -139,11 +139,11 @@ def check_metrics(metrics: dict, path: Path) -> dict:
     return metrics
 
 
-def read_loss_curve(path: Path) -> list[tuple[float, float]]:
-    """(step, loss) for every train_log.jsonl record that has a loss; a bad line names the file and line."""
+def train_log_records(path: Path):
+    """(line number, record) for each non-empty line of a train_log.jsonl (none if the file is absent);
+    a line that is not a JSON object names the file and line."""
     if not path.is_file():
-        return []
-    curve = []
+        return
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -153,6 +153,13 @@ def read_loss_curve(path: Path) -> list[tuple[float, float]]:
             raise SuiteError(f"{path}: line {number} is not valid JSON ({exc})") from exc
         if not isinstance(record, dict):
             raise SuiteError(f"{path}: line {number} must be a JSON object")
+        yield number, record
+
+
+def read_loss_curve(path: Path) -> list[tuple[float, float]]:
+    """(step, loss) for every train_log.jsonl record that has a loss; a bad line names the file and line."""
+    curve = []
+    for number, record in train_log_records(path):
         step, loss = record.get("step"), record.get("loss")
         if loss is None:
             continue  # the Trainer's end-of-training summary carries train_loss, not a step's loss
