@@ -130,6 +130,20 @@ def load_yaml_file(path: Path):
         return yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {yaml_error_text(exc)}") from None
+
+
+def load_yaml_mapping(path: Path, expected: str = "a mapping") -> dict:
+    """A YAML file whose top level is a mapping (a recipe, a paper's tables): one ConfigError naming the
+    file when it is missing, not UTF-8, not YAML (duplicate keys included) or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    payload = load_yaml_file(path)
+    if not isinstance(payload, dict):
+        raise ConfigError(f"{path}: expected {expected}")
+    return payload
+
+
 TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)}
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 
+from suite.config import load_yaml_mapping
 from suite.errors import ConfigError
 
 
@@ -26,12 +26,7 @@ def load_recipe(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: recipe file not found")
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(recipe, dict):
-        raise ConfigError(f"{path}: expected a mapping with base, models and method")
+    recipe = load_yaml_mapping(path, "a mapping with base, models and method")
     for key in ("base", "models", "method"):
         if key not in recipe:
             raise ConfigError(f"{path}: {key}: missing")

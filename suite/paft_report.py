@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
 from suite.delta_analysis import plot_histograms, sparsity_at
+from suite.config import load_yaml_mapping
 from suite.errors import SuiteError
 from suite.report import (AVERAGE_COLUMN, STATUS_COMPLETE, build_leaderboard, load_runs, markdown_table,
                           write_bytes_atomic)
@@ -119,7 +119,7 @@ def judge_claims(table, deltas: dict) -> list[tuple[str, str, str]]:
 
 def write_paft_report(results_dir: Path, paper_file: Path = PAPER_FILE) -> Path:
     results_dir = Path(results_dir)
-    paper = yaml.safe_load(Path(paper_file).read_text())
+    paper = load_yaml_mapping(paper_file)
     runs = load_runs(results_dir)
     board = build_leaderboard(runs)
     table = board.table

@@ -38,8 +38,8 @@ import statistics as stats
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
+from suite.config import load_yaml_mapping
 from suite.errors import ConfigError, SuiteError
 from suite.report import markdown_table, write_bytes_atomic
 from suite.statistics import NEGLIGIBLE_POINTS
@@ -104,21 +104,11 @@ def _fail(path: Path, where: str, message: str):
     raise ConfigError(f"{path}: {where}: {message}")
 
 
-def _read_yaml(path: Path) -> dict:
-    try:
-        payload = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not readable YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(payload, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    return payload
-
-
 def table_ids(papers_dir: Path = PAPERS_DIR) -> dict[str, Path]:
     """Every table id in the papers' data files, with its file."""
     found = {}
     for path in sorted(Path(papers_dir).glob("*.yaml")):
-        tables = _read_yaml(path).get("tables")
+        tables = load_yaml_mapping(path).get("tables")
         if isinstance(tables, list):
             for entry in tables:
                 if isinstance(entry, dict) and isinstance(entry.get("id"), str):
@@ -193,7 +183,7 @@ def find_table(table_id: str, papers_dir: Path = PAPERS_DIR) -> PaperTable:
     if table_id not in known:
         raise SuiteError(f"unknown table {table_id!r}; tables in {papers_dir}: {', '.join(sorted(known)) or 'none'}")
     path = known[table_id]
-    payload = _read_yaml(path)
+    payload = load_yaml_mapping(path)
     entry = next(t for t in payload["tables"] if isinstance(t, dict) and t.get("id") == table_id)
     return parse_table(entry, payload, path)
 

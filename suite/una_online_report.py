@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
+from suite.config import load_yaml_mapping
 from suite.errors import SuiteError
 from suite.report import BASE_METHOD, STATUS_COMPLETE, load_runs, markdown_table, write_bytes_atomic
 
@@ -127,7 +127,7 @@ def _score_tables(paper: dict, rows: dict) -> list[str]:
 
 def write_una_online_report(results_dir: Path, paper_file: Path = PAPER_FILE) -> Path:
     results_dir = Path(results_dir)
-    paper = yaml.safe_load(Path(paper_file).read_text())
+    paper = load_yaml_mapping(paper_file)
     runs = load_runs(results_dir)
     rows = collect_rows(runs)
     leaderboard = next((r.manifest.get("leaderboard") for r in runs if r.manifest.get("leaderboard")), None)
