@@ -21,7 +21,7 @@ import torch
 
 from suite.data.records import PairwiseRecord
 from suite.reference import ReferenceCache
-from suite.sequences import encode_prompt, encode_sequence, score_sequences
+from suite.sequences import encode_prompt, encode_sequence, left_padded_prompts, score_sequences
 
 
 def pair_metrics(
@@ -70,12 +70,8 @@ def mean_response_length(model, tokenizer, prompts: list, max_new_tokens: int, b
     lengths = []
     for start in range(0, len(prompts), batch_size):
         encoded = [encode_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
-        width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(input_ids)
-        for row, ids in enumerate(encoded):  # left padding for generation
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
+        input_ids, attention = left_padded_prompts(encoded, tokenizer.pad_token_id)
+        width = input_ids.shape[1]
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),

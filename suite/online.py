@@ -42,7 +42,7 @@ import torch
 
 from suite.errors import ConfigError, DataError, SuiteError, check_finite
 from suite.registry import Component
-from suite.sequences import EncodedSequence, encode_prompt
+from suite.sequences import EncodedSequence, encode_prompt, left_padded_prompts
 
 REWARD_MODEL_COMPONENT = "reward_model"
 # Held-out answers are sampled with this seed (plus the run's) before and after training, in every run.
@@ -327,12 +327,8 @@ def generate_responses(policy, tokenizer, prompts: list, *, samples: int, max_ne
     results = []
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
-        width = max(len(ids) for ids in chunk)
-        input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(input_ids)
-        for row, ids in enumerate(chunk):  # left padding for generation
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
+        input_ids, attention = left_padded_prompts(chunk, tokenizer.pad_token_id)
+        width = input_ids.shape[1]
         output = policy.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                                  generation_config=config)[:, width:]
         for ids, row in zip(chunk, output.tolist()):

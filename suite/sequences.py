@@ -76,6 +76,17 @@ def pad_sequences(sequences: list[EncodedSequence], pad_token_id: int) -> dict[s
     return {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask}
 
 
+def left_padded_prompts(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of prompt token ids padded on the left, as ``generate`` wants them."""
+    width = max(len(ids) for ids in prompts)
+    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(prompts):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask
+
+
 def forward_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs):
     """The model's outputs with ``logits`` cut to predict tokens 1..T−1 (position t scores token t+1)."""
     outputs = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
