@@ -105,9 +105,10 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(tmp_path, u
     kill_when(run_command(config, out), lambda: logged_steps(run_dir) >= kill_at)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "running" and not (run_dir / "metrics.json").exists()
-    checkpoints = sorted(p.name for p in (run_dir / "checkpoints" / "main").glob("checkpoint-*"))
-    assert checkpoints, "no checkpoint to resume from"
-    resumed_step = int(checkpoints[-1].split("-")[1])
+    # the kill may land inside a save: the rerun resumes from the newest checkpoint written completely
+    last = last_complete_checkpoint(run_dir / "checkpoints" / "main")
+    assert last is not None, "no checkpoint to resume from"
+    resumed_step = int(last.name.split("-")[1])
 
     rerun = subprocess.run(run_command(config, out), capture_output=True, text=True,
                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
