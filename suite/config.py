@@ -132,12 +132,13 @@ def load_yaml_file(path: Path):
         raise ConfigError(f"{path}: invalid YAML: {yaml_error_text(exc)}") from None
 
 
-def load_yaml_mapping(path: Path, expected: str = "a mapping") -> dict:
-    """A YAML file whose top level is a mapping (a recipe, a paper's tables): one ConfigError naming the
-    file when it is missing, not UTF-8, not YAML (duplicate keys included) or not a mapping."""
+def load_yaml_mapping(path: Path, expected: str = "a mapping", kind: str = "file") -> dict:
+    """A YAML file whose top level is a mapping (a recipe, a paper's tables, a leaderboard spec): one
+    ConfigError naming the file when it is missing ("<kind> not found"), not UTF-8, not YAML (duplicate keys
+    included) or not a mapping ("expected <expected>")."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
+        raise ConfigError(f"{path}: {kind} not found")
     payload = load_yaml_file(path)
     if not isinstance(payload, dict):
         raise ConfigError(f"{path}: expected {expected}")

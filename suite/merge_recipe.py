@@ -17,16 +17,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from suite.config import load_yaml_mapping
 from suite.errors import ConfigError
 
 
 def load_recipe(path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: recipe file not found")
-    recipe = load_yaml_mapping(path, "a mapping with base, models and method")
+    recipe = load_yaml_mapping(path, "a mapping with base, models and method", kind="recipe file")
     for key in ("base", "models", "method"):
         if key not in recipe:
             raise ConfigError(f"{path}: {key}: missing")

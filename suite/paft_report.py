@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-from suite.delta_analysis import plot_histograms, sparsity_at
 from suite.config import load_yaml_mapping
+from suite.delta_analysis import plot_histograms, sparsity_at
 from suite.errors import SuiteError
 from suite.report import (AVERAGE_COLUMN, STATUS_COMPLETE, build_leaderboard, load_runs, markdown_table,
                           write_bytes_atomic)

@@ -38,7 +38,6 @@ import statistics as stats
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from suite.config import load_yaml_mapping
 from suite.errors import ConfigError, SuiteError
 from suite.report import markdown_table, write_bytes_atomic

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from suite.config import load_yaml_mapping
 from suite.errors import SuiteError
 from suite.report import BASE_METHOD, STATUS_COMPLETE, load_runs, markdown_table, write_bytes_atomic

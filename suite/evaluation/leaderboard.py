@@ -119,11 +119,9 @@ def load_leaderboard(name_or_path: str) -> LeaderboardSpec:
         if not path.is_file():
             raise ConfigError(f"eval.leaderboard: unknown leaderboard {name_or_path!r}; available: "
                               f"{', '.join(list_leaderboards())} (or a path to a spec YAML)")
-    from suite.config import load_yaml_file
+    from suite.config import load_yaml_mapping
 
-    raw = load_yaml_file(path)  # one-line errors naming the file: bad encoding, bad YAML, duplicate keys
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping")
+    raw = load_yaml_mapping(path)  # one-line errors naming the file: bad encoding, bad YAML, duplicate keys
     unknown = sorted(set(raw) - SPEC_KEYS)
     if unknown:
         _fail(path, unknown[0], f"unknown key; known: {', '.join(sorted(SPEC_KEYS))}")
