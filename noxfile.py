@@ -75,7 +75,7 @@ def perf(session):
     packing, the shared reference cache, lm-eval throughput and the matmul peak: results/perf/perf.{json,md}.
     About 10-15 minutes on 2 CPU cores; `nox -s perf -- --quick` checks it in a few minutes on tiny-llama."""
     install(session, "test")  # trl is the baseline
-    session.run("python", "-m", "suite.perf", *session.posargs, env=offline_env())
+    session.run("python", "-m", "suite.bench.perf", *session.posargs, env=offline_env())
 
 
 @nox.session

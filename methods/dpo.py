@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import pairwise_reward_metrics, taxonomy
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 DPO_PAPER = Paper("Direct Preference Optimization: Your Language Model is Secretly a Reward Model", "2305.18290")
 

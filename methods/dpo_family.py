@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import pairwise_reward_metrics, taxonomy
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 
 def _margin(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps):

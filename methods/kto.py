@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from methods.common import taxonomy, unpaired_reward_metrics
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 
 def kto_loss(

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import taxonomy
-from suite.errors import SuiteError
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.core.errors import SuiteError
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 RRHF_PAPER = Paper("RRHF: Rank Responses to Align Language Models with Human Feedback without tears", "2304.05302")
 PRO_PAPER = Paper("Preference Ranking Optimization for Human Alignment", "2306.17492")

@@ -1,6 +1,6 @@
 """The online family: PPO (RLHF), RLOO, GRPO, online DPO and online UNA on one shared rollout loop.
 
-Each entry is an :class:`suite.online.OnlineAlgorithm` — how many responses per prompt, what to compute
+Each entry is an :class:`suite.training.online.OnlineAlgorithm` — how many responses per prompt, what to compute
 once per rollout (``prepare``), the loss on a micro-batch, how many updates per rollout — and the loop in
 ``suite/online.py`` does the rest (sampling, scoring with the reward model or a rule, reference
 log-probs, logging). The losses below are pure tensor functions.
@@ -15,14 +15,18 @@ registered rule (``reward: gsm8k``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from methods.common import taxonomy
 from methods.dpo import dpo_loss
 from methods.una import UNA_PAPER, una_mse_loss
-from suite.errors import ConfigError
-from suite.online import OnlineAlgorithm, OnlineLoop, RolloutBatch, reward_components
-from suite.registry import Method, Paper, register
+from suite.core.errors import ConfigError
+from suite.method.registry import Method, Paper, register
+from suite.training.online import (
+    OnlineAlgorithm,
+    OnlineLoop,
+    RolloutBatch,
+    reward_components,
+)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ the preference method trained from — and referenced to — the SFT model.
 from __future__ import annotations
 
 from methods.common import taxonomy
-from suite.registry import Component, Method, Paper, register
+from suite.method.registry import Component, Method, Paper, register
 
 PAFT_PAPER = Paper("PAFT: A Parallel Training Paradigm for Effective LLM Fine-Tuning", "2406.17923")
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import pairwise_reward_metrics, taxonomy
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 NCA_PAPER = Paper("Noise Contrastive Alignment of Language Models with Explicit Rewards", "2402.05369")
 BCO_PAPER = Paper("Binary Classifier Optimization for Large Language Model Alignment", "2404.04656")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import pairwise_reward_metrics, taxonomy
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 SIMPO_PAPER = Paper("SimPO: Simple Preference Optimization with a Reference-Free Reward", "2405.14734")
 CPO_PAPER = Paper(

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import taxonomy
-from suite.registry import Method, Paper, register
-from suite.reward_model import RewardModelTraining
+from suite.method.registry import Method, Paper, register
+from suite.training.reward_model import RewardModelTraining
 
 
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from methods.common import taxonomy
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 SFT_TAXONOMY = taxonomy(
     reward="explicit", reward_level="token", feedback_kind="demonstration", feedback_arity="pointwise",

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import pairwise_reward_metrics, taxonomy
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 
 def tdpo_loss(

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from methods.common import taxonomy, unpaired_reward_metrics
 from methods.dpo import dpo_objective
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 UNA_PAPER = Paper(
     "UNA: Unifying Alignments of RLHF/PPO, DPO and KTO by a Generalized Implicit Reward Function", "2408.15339"

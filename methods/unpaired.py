@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.common import taxonomy, unpaired_reward_metrics
-from suite.registry import FeedbackBatch, Method, Paper, register
+from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 NPO_PAPER = Paper("Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning", "2404.05868")
 APO_PAPER = Paper(

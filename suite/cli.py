@@ -8,18 +8,18 @@ import os
 import sys
 from pathlib import Path
 
-from suite.errors import SuiteError
+from suite.core.errors import SuiteError
 
 
 def _cmd_run(args) -> int:
-    from suite.config import load_config
-    from suite.runner import require_all_complete, run_experiment
+    from suite.config.schema import load_config
+    from suite.execution.runner import require_all_complete, run_experiment
 
     config = load_config(args.config, args.set or [])
     out_dir = Path(args.out or Path("results") / config.name)
     if out_dir.exists() and not out_dir.is_dir():
         raise SuiteError(f"{out_dir}: --out must be a results directory, and this is a file")
-    from suite.runner import default_jobs
+    from suite.execution.runner import default_jobs
 
     jobs = default_jobs() if args.jobs == "auto" else int(args.jobs) if args.jobs.isdigit() else 0
     if jobs < 1:
@@ -28,7 +28,7 @@ def _cmd_run(args) -> int:
     for outcome in outcomes:
         print(f"{outcome.status:9} {outcome.run_id}")
     if args.report:
-        from suite.report import write_report
+        from suite.reporting.report import write_report
 
         paths = write_report(out_dir)
         print(f"report: {paths.markdown}")
@@ -39,7 +39,7 @@ def _cmd_run(args) -> int:
 
 def _scale_out_options(args) -> dict:
     """--executor / --launcher flags as run_experiment's executor, launcher and executor options."""
-    from suite.launch import LAUNCHERS
+    from suite.execution.launch import LAUNCHERS
 
     launcher = None
     if args.launcher is not None:
@@ -55,7 +55,7 @@ def _scale_out_options(args) -> dict:
 
 
 def _cmd_report(args) -> int:
-    from suite.report import write_report
+    from suite.reporting.report import write_report
 
     if not Path(args.results_dir).is_dir():
         raise SuiteError(f"{args.results_dir}: no such results directory")
@@ -64,15 +64,15 @@ def _cmd_report(args) -> int:
         print(f"{field}: {value}")
     _write_index(Path(args.results_dir))
     if args.paft:
-        from suite.paft_report import write_paft_report
+        from suite.reporting.paft_report import write_paft_report
 
         print(f"paft: {write_paft_report(Path(args.results_dir))}")
     return 0
 
 
 def _write_index(results_dir: Path) -> None:
-    """report/index.html (suite.html_report) next to report.md; without a leaderboard among the runs, a note."""
-    from suite.html_report import write_html_report
+    """report/index.html (suite.reporting.html) next to report.md; without a leaderboard among the runs, a note."""
+    from suite.reporting.html import write_html_report
 
     try:
         print(f"index: {write_html_report(results_dir)}")
@@ -81,10 +81,10 @@ def _write_index(results_dir: Path) -> None:
 
 
 def _cmd_methods(args) -> int:
-    from suite.registry import all_methods
+    from suite.method.registry import all_methods
 
     if args.taxonomy or args.format:
-        from suite.taxonomy import RENDERERS, taxonomy_rows
+        from suite.method.taxonomy import RENDERERS, taxonomy_rows
 
         table = RENDERERS[args.format or "text"](taxonomy_rows(all_methods()))
         if args.out:
@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", default="1", metavar="N|auto",
                      help="runs at once, each in its own process (auto: one per GPU); a composite waits for its "
                           "components (default 1: one after another in this process)")
-    from suite.executors import EXECUTORS
-    from suite.launch import LAUNCHERS
+    from suite.execution.executors import EXECUTORS
+    from suite.execution.launch import LAUNCHERS
 
     run.add_argument("--executor", choices=sorted(EXECUTORS),
                      help="where runs execute: local (one after another), processes (--jobs at once), ray (each run "
@@ -178,7 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--json", action="store_true")
     datasets.set_defaults(func=_cmd_datasets)
 
-    from suite import delta_analysis, leaderboard_tables, merge_recipe, reproduce, statistics
+    from suite import (
+        delta_analysis,
+        leaderboard_tables,
+        merge_recipe,
+        reproduce,
+        statistics,
+    )
 
     delta_analysis.add_command(sub)
     merge_recipe.add_command(sub)

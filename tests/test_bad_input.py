@@ -56,12 +56,12 @@ def _recorded_runs(results: Path) -> list[Path]:
 @pytest.fixture
 def refuse_model_loading(monkeypatch):
     """Bad input must be rejected before any model is loaded: loading one fails the test."""
-    import suite.models
+    import suite.modeling.models
 
     def refuse(name, **_):
         raise AssertionError(f"model {name!r} was loaded before the bad input was rejected")
 
-    monkeypatch.setattr(suite.models, "load_model", refuse)
+    monkeypatch.setattr(suite.modeling.models, "load_model", refuse)
 
 
 def run_cli(argv: list[str]) -> int:
@@ -86,8 +86,8 @@ def test_the_corpus_is_large_and_every_file_in_it_is_used():
 
 def test_the_valid_base_config_passes_the_preflight(monkeypatch, tmp_path, refuse_model_loading):
     """The corpus's base config is valid: the `run` cases fail because of their one change, not the base."""
-    from suite.config import load_config
-    from suite.runner import Runner, plan_runs
+    from suite.config.schema import load_config
+    from suite.execution.runner import Runner, plan_runs
 
     monkeypatch.chdir(CORPUS)
     binary = ["methods=[kto]", "dataset={path: data/good_binary.jsonl, format: binary}", "evaluate_base=false"]
@@ -114,7 +114,7 @@ def test_bad_input_gives_one_clear_error(case, monkeypatch, tmp_path, capsys, re
 
 def test_debug_shows_the_traceback_in_process(monkeypatch):
     """--debug re-raises the error (before or after the subcommand) instead of printing one line."""
-    from suite.errors import ConfigError
+    from suite.core.errors import ConfigError
 
     monkeypatch.chdir(CORPUS)
     for argv in (["--debug", "run", "configs/unknown_method.yaml"], ["run", "configs/unknown_method.yaml", "--debug"]):

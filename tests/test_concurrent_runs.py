@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from suite.store import RunClaim, RunStore
+from suite.execution.store import RunClaim, RunStore
 
 
 def test_claims_are_exclusive_and_released(tmp_path):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from suite.config import apply_overrides, build_config, load_config
-from suite.errors import ConfigError
-from suite.runner import plan_runs
+from suite.config.schema import apply_overrides, build_config, load_config
+from suite.core.errors import ConfigError
+from suite.execution.runner import plan_runs
 
 BASE = {
     "name": "t",

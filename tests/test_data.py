@@ -12,13 +12,32 @@ from pathlib import Path
 
 import pytest
 
-from suite.data import DATASETS, describe_datasets, get_dataset, heldout_split, is_heldout, load_native, prepare_data
+from suite.core.errors import ConfigError, DataError, SuiteError
+from suite.data import (
+    DATASETS,
+    describe_datasets,
+    get_dataset,
+    heldout_split,
+    is_heldout,
+    load_native,
+    prepare_data,
+)
 from suite.data.alpaca_eval_models import ALPACA_EVAL_MODELS
 from suite.data.convert import convert, scalar_to_pairwise
-from suite.data.loaders import load_local, mirror_root, split_hh_transcript, transcript_messages
-from suite.data.records import BinaryRecord, PairwiseRecord, ScalarRecord, SFTRecord, prompt_key
+from suite.data.loaders import (
+    load_local,
+    mirror_root,
+    split_hh_transcript,
+    transcript_messages,
+)
+from suite.data.records import (
+    BinaryRecord,
+    PairwiseRecord,
+    ScalarRecord,
+    SFTRecord,
+    prompt_key,
+)
 from suite.data.registry import alpaca_scalars, download_alpaca_annotations, hh_pairs
-from suite.errors import ConfigError, DataError, SuiteError
 
 
 def write_jsonl(path: Path, rows) -> Path:

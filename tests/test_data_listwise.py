@@ -9,15 +9,27 @@ from pathlib import Path
 
 import pytest
 
-from suite.config import build_config
+from suite.config.schema import build_config
+from suite.core.errors import ConfigError, DataError
 from suite.data import prepare_data
 from suite.data.convert import (
-    can_convert, convert, listwise_to_pairwise, listwise_to_sft, pairwise_to_listwise, resize_lists,
+    can_convert,
+    convert,
+    listwise_to_pairwise,
+    listwise_to_sft,
+    pairwise_to_listwise,
+    resize_lists,
     scalar_to_listwise,
 )
 from suite.data.loaders import load_local
-from suite.data.records import BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord, prompt_key
-from suite.errors import ConfigError, DataError
+from suite.data.records import (
+    BinaryRecord,
+    ListwiseRecord,
+    PairwiseRecord,
+    ScalarRecord,
+    SFTRecord,
+    prompt_key,
+)
 
 
 def write_jsonl(path: Path, rows) -> Path:
@@ -325,7 +337,7 @@ def test_config_list_size_is_validated(value, fragment):
 def test_config_list_size_reaches_prepare_data(tmp_path, scalar_file):
     assert build_config(BASE).data.list_size == 4
     config = build_config({**BASE, "dataset": scalar_file, "data": {"list_size": 3}})
-    from suite.runner import Runner
+    from suite.execution.runner import Runner
 
     data = Runner(config, tmp_path / "results")._prepare("listwise", 0)
     assert data.train and all(len(item.responses) == 3 for item in data.train)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from suite.cli import main
-from suite.delta_analysis import delta_report, layer_index, module_type, sparsity_at, weight_deltas
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
+from suite.merging.delta import delta_report, sparsity_at, weight_deltas
+from suite.modeling.weights import layer_index, module_type
 
 
 def test_sparsity_hand_values():
@@ -51,7 +52,7 @@ def test_tied_weights_are_counted_once():
 
 
 def test_lora_delta_is_low_rank_and_dense_and_cli_writes_json_and_png(tmp_path, capsys):
-    from suite.models import add_lora, load_model
+    from suite.modeling.models import add_lora, load_model
 
     loaded = load_model("tiny-llama")
     model = add_lora(load_model("tiny-llama").model, {"r": 2, "target_modules": ["q_proj"]})
@@ -75,7 +76,7 @@ def test_lora_delta_is_low_rank_and_dense_and_cli_writes_json_and_png(tmp_path, 
 
 def test_lora_delta_is_peft_delta_weight_whether_merged_or_not():
     """δ of an in-memory PeftModel = B·A·scaling (peft's get_delta_weight) per target module, zero elsewhere."""
-    from suite.models import add_lora, load_model
+    from suite.modeling.models import add_lora, load_model
 
     base = load_model("tiny-llama").model
     model = add_lora(load_model("tiny-llama").model, {"r": 2, "target_modules": ["q_proj", "v_proj"]})

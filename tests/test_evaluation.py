@@ -3,10 +3,10 @@
 import pytest
 import yaml
 
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 from suite.evaluation import evaluate_leaderboard, list_leaderboards, load_leaderboard
 from suite.evaluation.harness import mirror_overrides, normalise
-from suite.models import load_model
+from suite.modeling.models import load_model
 
 
 def test_shipped_specs_load():

@@ -7,11 +7,16 @@ import sys
 
 import pytest
 
-from suite.config import build_config
-from suite.errors import ConfigError, SuiteError
-from suite.executors import EXECUTORS, RayExecutor, default_executor, get_executor
-from suite.launch import AccelerateLauncher
-from suite.runner import run_experiment
+from suite.config.schema import build_config
+from suite.core.errors import ConfigError, SuiteError
+from suite.execution.executors import (
+    EXECUTORS,
+    RayExecutor,
+    default_executor,
+    get_executor,
+)
+from suite.execution.launch import AccelerateLauncher
+from suite.execution.runner import run_experiment
 
 
 def test_the_registry_names_every_executor():

@@ -1,4 +1,4 @@
-"""report/index.html: one self-contained page per results folder (suite.html_report), checked as text and in a
+"""report/index.html: one self-contained page per results folder (suite.reporting.html), checked as text and in a
 real headless Chromium (Debian's chromium + chromedriver through selenium; skipped when they are missing).
 
 The results folder is the reproduction tests' toy store (runs written as the runner writes them, from
@@ -15,14 +15,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from suite.cli import main
-from suite.errors import SuiteError
-from suite.html_report import write_html_report
-from suite.leaderboard_tables import build_table, collect_runs, fmt
-from suite.reproduce import find_table, recipe_path, write_reproduction_report
 from test_leaderboard_tables import ROW_DOCS, spec_file, train_log, write_run
 from test_reproduce import toy_paper
+
+from suite.cli import main
+from suite.core.errors import SuiteError
+from suite.reporting.html import write_html_report
+from suite.reporting.leaderboard import build_table, collect_runs, fmt
+from suite.reporting.reproduce import find_table, recipe_path, write_reproduction_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -136,7 +136,7 @@ def test_the_page_holds_tables_plots_verdicts_failures_and_manifests(page):
     assert [row[0] for row in runs["rows"]] == [run.run_id for run in board.runs]
     assert len(reader.tables["tiny-board-alignment"]["rows"]) == len(board.rows)
 
-    # the plots: every suite.plots figure there is something to draw for, as PNG
+    # the plots: every suite.reporting.plots figure there is something to draw for, as PNG
     assert len(reader.images) == 4  # task bars, frontier, training curves (two runs have logs), heat-map
     for src in reader.images:
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)

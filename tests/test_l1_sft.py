@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from suite.data.records import SFTRecord
-from suite.models import add_lora, load_model
-from suite.registry import FeedbackBatch, get_method
-from suite.trainable_delta import TrainableDelta
-from suite.training import TrainSettings, build_examples, train
+from suite.method.registry import FeedbackBatch, get_method
+from suite.modeling.models import add_lora, load_model
+from suite.modeling.trainable_delta import TrainableDelta
+from suite.training.trainer import TrainSettings, build_examples, train
 
 
 def test_full_parameter_delta_hand_values():

@@ -6,17 +6,25 @@ import json
 import pytest
 import torch
 import yaml
+from conftest import preference_rows
 
 from suite.cli import main as cli_main
+from suite.core.errors import ConfigError
 from suite.data.records import PairwiseRecord
-from suite.errors import ConfigError
-from suite.launch import LAUNCH_CONFIGS, AccelerateLauncher, resolve_accelerate_config
-from suite.models import load_model
-from suite.reference import ReferenceCache
-from suite.registry import get_method
-from suite.training import TrainSettings, attach_reference_logps, build_examples, train
-
-from conftest import preference_rows
+from suite.execution.launch import (
+    LAUNCH_CONFIGS,
+    AccelerateLauncher,
+    resolve_accelerate_config,
+)
+from suite.method.registry import get_method
+from suite.modeling.models import load_model
+from suite.modeling.reference import ReferenceCache
+from suite.training.trainer import (
+    TrainSettings,
+    attach_reference_logps,
+    build_examples,
+    train,
+)
 
 
 def _settings(**changes):
@@ -81,7 +89,7 @@ def test_shipped_accelerate_configs():
     with pytest.raises(ConfigError, match="deepspeed-zero2"):
         resolve_accelerate_config("zero9")
     command = AccelerateLauncher(2).command(LAUNCH_CONFIGS / "job.pt")
-    assert command[-3:] == ["-m", "suite.launch", str(LAUNCH_CONFIGS / "job.pt")] and "--multi_gpu" in command
+    assert command[-3:] == ["-m", "suite.execution.launch", str(LAUNCH_CONFIGS / "job.pt")] and "--multi_gpu" in command
 
 
 def test_launcher_flags_need_each_other(tmp_path, capsys):

@@ -20,13 +20,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from suite.alignment import pair_details, pair_metrics
 from suite.cli import main
-from suite.errors import ConfigError, SuiteError
-from suite.evaluation.harness import compact_samples, eval_settings, leaf_tasks, score_leaderboard
+from suite.core.errors import ConfigError, SuiteError
+from suite.evaluation.alignment import pair_details, pair_metrics
+from suite.evaluation.harness import (
+    compact_samples,
+    eval_settings,
+    leaf_tasks,
+    score_leaderboard,
+)
 from suite.evaluation.leaderboard import load_leaderboard
-from suite.leaderboard_tables import (build_table, collect_runs, render_csv, render_latex,
-                                      render_markdown, render_runs_csv, write_leaderboard)
+from suite.reporting.leaderboard import (
+    build_table,
+    collect_runs,
+    render_csv,
+    render_latex,
+    render_markdown,
+    render_runs_csv,
+    write_leaderboard,
+)
 
 # -- a small spec and run folders built like the runner's ------------------------------------------
 
@@ -468,7 +480,7 @@ console.log(JSON.stringify(order));
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_sort_script_sorts_numbers_with_missing_last():
-    from suite.leaderboard_tables import HTML_SORT_SCRIPT
+    from suite.reporting.leaderboard import HTML_SORT_SCRIPT
 
     rows = [["weak", "12.5"], ["base", ""], ["strong", "40.25"], ["mid", "9"]]
     done = subprocess.run(["node", "-e", NODE_DOM], input=json.dumps({"rows": rows, "script": HTML_SORT_SCRIPT}),

@@ -9,8 +9,8 @@ from methods.dpo import dpo_loss
 from methods.kto import kto_loss
 from methods.sft import sft_loss
 from methods.una import una_bce_loss, una_implicit_score, una_mse_loss
-from suite.alignment import pair_metrics
-from suite.registry import FeedbackBatch, all_methods, get_method
+from suite.evaluation.alignment import pair_metrics
+from suite.method.registry import FeedbackBatch, all_methods, get_method
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 

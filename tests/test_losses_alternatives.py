@@ -24,7 +24,7 @@ from methods.pairwise_alternatives import (
 )
 from methods.reference_free import chosen_token_nll, cpo_loss, orpo_loss, simpo_loss
 from methods.unpaired import apo_zero_unpaired_loss, npo_loss
-from suite.registry import FeedbackBatch, get_method
+from suite.method.registry import FeedbackBatch, get_method
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 

@@ -33,7 +33,7 @@ from methods.dpo_family import (
     robust_dpo_loss,
     slic_hf_loss,
 )
-from suite.registry import FeedbackBatch, all_methods, get_method
+from suite.method.registry import FeedbackBatch, all_methods, get_method
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 

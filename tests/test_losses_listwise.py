@@ -11,7 +11,7 @@ import torch
 
 from methods.listwise import pro_loss, rrhf_loss
 from suite.data.records import ListwiseRecord
-from suite.registry import FeedbackBatch, get_method
+from suite.method.registry import FeedbackBatch, get_method
 
 
 def t(*rows):
@@ -178,8 +178,8 @@ def test_objectives_read_the_k_blocks_and_average_the_batch():
 
 
 def test_rrhf_trains_two_steps_on_the_tiny_model(tmp_path):
-    from suite.models import load_model
-    from suite.training import TrainSettings, build_examples, train
+    from suite.modeling.models import load_model
+    from suite.training.trainer import TrainSettings, build_examples, train
 
     tiny = load_model("tiny-llama")
     records = [ListwiseRecord(f"Name a colour (#{i}).", ("Blue, a calm colour.", "Red.", "no"), (0.9, 0.5, 0.1))

@@ -9,8 +9,13 @@ import yaml
 from peft.utils import merge_utils
 
 from suite.cli import main
-from suite.errors import ConfigError
-from suite.merge_methods import MERGE_METHODS, get_merge_method, merge_state_dicts, slerp
+from suite.core.errors import ConfigError
+from suite.merging.methods import (
+    MERGE_METHODS,
+    get_merge_method,
+    merge_state_dicts,
+    slerp,
+)
 
 T = lambda *v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
 
@@ -101,7 +106,7 @@ def test_bad_merges_are_config_errors():
 
 
 def test_merge_recipe_end_to_end(tmp_path, capsys):
-    from suite.models import load_model
+    from suite.modeling.models import load_model
 
     loaded = load_model("tiny-llama")
     paths = []
@@ -140,7 +145,7 @@ def _save_narrow_llama(folder):
     """A Llama like tiny-llama but with half the hidden size: a different architecture for the same tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from suite.models import TINY_CONFIG, load_model
+    from suite.modeling.models import TINY_CONFIG, load_model
 
     loaded = load_model("tiny-llama")
     config = LlamaConfig(**{**loaded.model.config.to_dict(), **TINY_CONFIG, "hidden_size": 32})

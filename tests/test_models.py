@@ -3,8 +3,13 @@
 import pytest
 import torch
 
-from suite.errors import ConfigError
-from suite.models import add_lora, embedded_model_dir, load_model, model_fingerprint
+from suite.core.errors import ConfigError
+from suite.modeling.models import (
+    add_lora,
+    embedded_model_dir,
+    load_model,
+    model_fingerprint,
+)
 
 
 def test_tiny_llama_is_deterministic_with_a_real_tokenizer():

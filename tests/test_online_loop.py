@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 import yaml
-
 from conftest import preference_rows, write_jsonl
-from suite.config import load_config
-from suite.errors import ConfigError
-from suite.online import REWARD_RULES, register_reward_rule
-from suite.runner import run_experiment
+
+from suite.config.schema import load_config
+from suite.core.errors import ConfigError
+from suite.execution.runner import run_experiment
+from suite.training.online import REWARD_RULES, register_reward_rule
 
 ONLINE = ("ppo", "rloo", "grpo", "online-dpo", "una-online")
 # Responses per step: 16 for every method (prompts per step × samples per prompt).
@@ -91,8 +91,8 @@ def test_online_method_moves_a_rule_reward_up(method, tmp_path):
 
 
 def test_ppo_and_una_share_one_reward_model_and_are_evaluated_like_any_run(tmp_path, local_leaderboard):
-    from suite.report import write_report
-    from suite.una_online_report import write_una_online_report
+    from suite.reporting.report import write_report
+    from suite.reporting.una_online_report import write_una_online_report
 
     shared = {"reward_model_overrides": {"max_steps": 3}, "max_new_tokens": 6, "eval_prompts": 4}
     config = _config(tmp_path, [{"id": "ppo", "ppo_epochs": 2, **shared}, {"id": "una-online", **shared}],

@@ -7,12 +7,29 @@ import math
 import pytest
 import torch
 
-from methods.online import (gae, grpo_advantages, grpo_loss, masked_whiten, ppo_policy_loss, ppo_token_rewards,
-                            ppo_value_loss, rank_pairs, rloo_advantages, rloo_loss, una_online_loss,
-                            _online_dpo_loss)
-from suite.errors import DataError
-from suite.online import RolloutBatch, gsm8k_answer, gsm8k_reward, response_logps, right_aligned
+from methods.online import (
+    _online_dpo_loss,
+    gae,
+    grpo_advantages,
+    grpo_loss,
+    masked_whiten,
+    ppo_policy_loss,
+    ppo_token_rewards,
+    ppo_value_loss,
+    rank_pairs,
+    rloo_advantages,
+    rloo_loss,
+    una_online_loss,
+)
+from suite.core.errors import DataError
 from suite.data.records import SFTRecord
+from suite.training.online import (
+    RolloutBatch,
+    gsm8k_answer,
+    gsm8k_reward,
+    response_logps,
+    right_aligned,
+)
 
 T = lambda *rows: torch.tensor(rows, dtype=torch.float64)  # noqa: E731
 B = lambda *rows: torch.tensor(rows, dtype=torch.bool)  # noqa: E731
@@ -143,7 +160,7 @@ def test_gsm8k_answer_and_reward():
 
 @pytest.fixture(scope="module")
 def tiny():
-    from suite.models import load_model
+    from suite.modeling.models import load_model
 
     return load_model("tiny-llama")
 
@@ -151,7 +168,7 @@ def tiny():
 def test_right_aligned_log_probs_equal_the_offline_ones(tiny):
     """Rows padded on the left with explicit positions give the same response log-probs as the offline
     trainer's right-padded batches, from the response positions' logits alone."""
-    from suite.sequences import encode_sequence, pad_sequences, sequence_logps
+    from suite.modeling.sequences import encode_sequence, pad_sequences, sequence_logps
 
     model, tokenizer = tiny.model, tiny.tokenizer
     sequences = [encode_sequence(tokenizer, "Hi there, how are you?", "Fine, thanks", 64),

@@ -6,12 +6,11 @@ import re
 
 import pytest
 import yaml
+from conftest import write_jsonl
 
 from suite.cli import main
-from suite.config import build_config
-from suite.runner import plan_runs
-
-from conftest import write_jsonl
+from suite.config.schema import build_config
+from suite.execution.runner import plan_runs
 
 
 @pytest.fixture
@@ -82,7 +81,7 @@ def test_paft_and_sequential_pipelines_end_to_end_in_parallel_workers(paft_confi
     for name in ("sft", "preference"):
         sparsity = train["delta"][name]
         assert 0.0 <= sparsity["overall"]["sparsity"][0]["fraction"] <= 1.0
-    from suite.merge_recipe import load_recipe
+    from suite.merging.recipe import load_recipe
 
     (recipe_path,) = (out / "runs").glob("paft-ties-s0-*/merge_recipe.yaml")
     recipe = load_recipe(recipe_path)  # `alignsuite merge` rebuilds the merged model from it

@@ -6,13 +6,23 @@ import json
 import pytest
 import torch
 
-import suite.packing
+import suite.training.packing
 from suite.data.records import BinaryRecord, ListwiseRecord, PairwiseRecord
-from suite.models import load_model
-from suite.packing import SharedPromptCollator, packed_token_logps, packing_applies
-from suite.registry import get_method
-from suite.sequences import sequence_logps
-from suite.training import FeedbackCollator, TrainSettings, attach_reference_logps, build_examples, train
+from suite.method.registry import get_method
+from suite.modeling.models import load_model
+from suite.modeling.sequences import sequence_logps
+from suite.training.collators import FeedbackCollator
+from suite.training.packing import (
+    SharedPromptCollator,
+    packed_token_logps,
+    packing_applies,
+)
+from suite.training.trainer import (
+    TrainSettings,
+    attach_reference_logps,
+    build_examples,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +76,9 @@ def test_packing_covers_lists_and_kto_mismatched_completions(tiny):
 
 
 def _train_losses(tiny, tmp_path, packing: bool, monkeypatch) -> tuple[list[float], torch.Tensor]:
-    monkeypatch.setattr(suite.packing, "enabled", packing)
+    monkeypatch.setattr(suite.training.packing, "enabled", packing)
     loaded = load_model("tiny-llama")  # a fresh copy of the same weights for each run
-    from suite.reference import ReferenceCache
+    from suite.modeling.reference import ReferenceCache
 
     examples = _examples(loaded.tokenizer)[:3] * 2
     attach_reference_logps(examples, ReferenceCache(tmp_path / "cache", "tiny"), loaded.model,
@@ -96,13 +106,13 @@ def test_packing_is_off_where_the_full_outputs_are_needed(tiny, monkeypatch):
     assert not packing_applies(get_method("dro"), tiny.model)  # the value head reads hidden states
     monkeypatch.setattr(tiny.model.config, "_attn_implementation", "flash_attention_2")
     assert not packing_applies(get_method("dpo"), tiny.model)  # no custom 4-D masks there
-    monkeypatch.setattr(suite.packing, "enabled", False)
+    monkeypatch.setattr(suite.training.packing, "enabled", False)
     monkeypatch.setattr(tiny.model.config, "_attn_implementation", "sdpa")
     assert not packing_applies(get_method("dpo"), tiny.model)
 
 
 def test_training_flops_count_by_hand():
-    from suite.perf import _max_loss_gap, _precision_of, training_flops
+    from suite.bench.perf import _max_loss_gap, _precision_of, training_flops
 
     # one sequence of 3 tokens, N = 10 parameters, 2 layers of width 4:
     # forward = 2·10·3 + 4·2·4·(1 + 2 + 3) = 60 + 192 = 252; full fine-tuning ×3, LoRA ×2

@@ -6,11 +6,11 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-
-from suite.errors import SuiteError
-from suite.leaderboard_tables import build_table, collect_runs
-from suite.plots import read_train_log, write_plots
 from test_leaderboard_tables import make_store
+
+from suite.core.errors import SuiteError
+from suite.reporting.leaderboard import build_table, collect_runs
+from suite.reporting.plots import read_train_log, write_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

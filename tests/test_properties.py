@@ -23,13 +23,24 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from suite.data.loaders import load_local
-from suite.data.records import BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord
-from suite.data.registry import alpaca_demonstrations, alpaca_scalars, gsm8k_demonstrations, hh_pairs
-from suite.errors import DataError
-from suite.registry import all_methods
 from test_registry_methods import synthetic_batch
+
+from suite.core.errors import DataError
+from suite.data.loaders import load_local
+from suite.data.records import (
+    BinaryRecord,
+    ListwiseRecord,
+    PairwiseRecord,
+    ScalarRecord,
+    SFTRecord,
+)
+from suite.data.registry import (
+    alpaca_demonstrations,
+    alpaca_scalars,
+    gsm8k_demonstrations,
+    hh_pairs,
+)
+from suite.method.registry import all_methods
 
 settings.register_profile("alignsuite", max_examples=25, derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

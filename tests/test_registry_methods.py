@@ -4,7 +4,7 @@ feedback type, giving a finite loss whose gradient reaches the policy log-probs.
 import pytest
 import torch
 
-from suite.registry import FeedbackBatch, all_methods
+from suite.method.registry import FeedbackBatch, all_methods
 
 OFFLINE_IDS = {
     "sft", "dpo", "una-pairwise", "sdpo", "tdpo", "ipo", "cdpo", "robust-dpo", "r-dpo", "dpop", "beta-dpo", "slic-hf",

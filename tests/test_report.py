@@ -9,8 +9,8 @@ import statistics
 import pandas as pd
 import pytest
 
-from suite.errors import SuiteError
-from suite.report import write_report
+from suite.core.errors import SuiteError
+from suite.reporting.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONFIG = {

@@ -8,13 +8,27 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_leaderboard_tables import (
+    ROW_DOCS,
+    expected_gen,
+    expected_quiz,
+    spec_file,
+    write_run,
+)
 
 from suite.cli import main
-from suite.config import load_config
-from suite.errors import ConfigError, SuiteError
-from suite.reproduce import (PAPERS_DIR, REPO_ROOT, check_recipe, find_table, recipe_path, reproduce, table_ids,
-                             write_reproduction_report)
-from test_leaderboard_tables import ROW_DOCS, expected_gen, expected_quiz, spec_file, write_run
+from suite.config.schema import load_config
+from suite.core.errors import ConfigError, SuiteError
+from suite.reporting.reproduce import (
+    PAPERS_DIR,
+    REPO_ROOT,
+    check_recipe,
+    find_table,
+    recipe_path,
+    reproduce,
+    table_ids,
+    write_reproduction_report,
+)
 
 
 def flip(docs: dict, leaf: str, index: int) -> dict:

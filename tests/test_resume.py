@@ -13,13 +13,13 @@ import time
 import pytest
 import torch
 import yaml
+from conftest import preference_rows, write_jsonl, write_local_leaderboard
 
 from suite.cli import main
-from suite.config import load_config
-from suite.registry import _METHODS, Method, Paper, register
-from suite.runner import plan_runs
-from suite.training import last_complete_checkpoint
-from conftest import preference_rows, write_jsonl, write_local_leaderboard
+from suite.config.schema import load_config
+from suite.execution.runner import plan_runs
+from suite.method.registry import _METHODS, Method, Paper, register
+from suite.training.trainer import last_complete_checkpoint
 
 # Execution facts and wall-clock durations differ between attempts by nature; everything else must not.
 NOT_COMPARED = ("timings", "execution")

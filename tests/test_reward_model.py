@@ -10,10 +10,15 @@ import torch
 import yaml
 
 from methods.reward_model import bradley_terry_loss
+from suite.core.errors import DataError
 from suite.data import load_local
 from suite.data.records import PairwiseRecord
-from suite.errors import DataError
-from suite.reward_model import _pair_margins, label_with_reward_model, load_reward_model, pairwise_accuracy
+from suite.training.reward_model import (
+    _pair_margins,
+    label_with_reward_model,
+    load_reward_model,
+    pairwise_accuracy,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,8 +50,9 @@ def test_score_margin_needs_scored_pairs():
 def trained(tmp_path_factory):
     """A reward model trained through the runner on polite-vs-curt pairs (tests/conftest.py)."""
     from conftest import preference_rows, write_jsonl
-    from suite.config import load_config
-    from suite.runner import run_experiment
+
+    from suite.config.schema import load_config
+    from suite.execution.runner import run_experiment
 
     folder = tmp_path_factory.mktemp("reward-model")
     data = write_jsonl(folder / "pairs.jsonl", preference_rows(48))

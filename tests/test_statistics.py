@@ -8,13 +8,20 @@ import math
 
 import numpy as np
 import pytest
-
-from suite.cli import main
-from suite.errors import SuiteError
-from suite.evaluation.leaderboard import load_leaderboard
-from suite.statistics import (alignment_intervals, bootstrap_ci, compare_alignment, compare_leaderboard, load_items,
-                              mcnemar, paired_bootstrap)
 from test_leaderboard_tables import ROW_DOCS, make_store, spec_file, write_run
+
+from suite.analysis.statistics import (
+    alignment_intervals,
+    bootstrap_ci,
+    compare_alignment,
+    compare_leaderboard,
+    load_items,
+    mcnemar,
+    paired_bootstrap,
+)
+from suite.cli import main
+from suite.core.errors import SuiteError
+from suite.evaluation.leaderboard import load_leaderboard
 
 
 def test_mcnemar_on_a_hand_computed_table():
@@ -167,7 +174,7 @@ def test_documents_are_paired_by_id(tmp_path):
 def test_per_pair_details_by_hand_and_their_means_are_the_pair_metrics():
     import torch
 
-    from suite.alignment import pair_details, pair_metrics
+    from suite.evaluation.alignment import pair_details, pair_metrics
 
     tensors = [torch.tensor(v) for v in ([-1.0, -2.0], [-2.0, -1.0], [-2.0, -2.0], [-2.0, -1.0])]
     details = pair_details(*tensors)

@@ -4,11 +4,21 @@ import pytest
 import torch
 
 from suite.data.records import BinaryRecord, PairwiseRecord, ScalarRecord
-from suite.models import load_model, model_fingerprint
-from suite.reference import ReferenceCache
-from suite.registry import FeedbackBatch, get_method
-from suite.sequences import encode_sequence, pad_sequences, score_sequences, sequence_logps
-from suite.training import AlignmentTrainer, FeedbackCollator, attach_reference_logps, build_examples
+from suite.method.registry import FeedbackBatch, get_method
+from suite.modeling.models import load_model, model_fingerprint
+from suite.modeling.reference import ReferenceCache
+from suite.modeling.sequences import (
+    encode_sequence,
+    pad_sequences,
+    score_sequences,
+    sequence_logps,
+)
+from suite.training.collators import FeedbackCollator
+from suite.training.trainer import (
+    AlignmentTrainer,
+    attach_reference_logps,
+    build_examples,
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,16 @@ from methods.dro import dro_loss
 from methods.token_level import tdpo_loss
 from suite.cli import main
 from suite.data.records import PairwiseRecord, ScalarRecord
-from suite.models import add_lora, load_model
-from suite.reference import ReferenceCache
-from suite.registry import get_method
-from suite.sequences import sequence_kl, token_logps
-from suite.training import TrainSettings, attach_reference_logps, build_examples, train
+from suite.method.registry import get_method
+from suite.modeling.models import add_lora, load_model
+from suite.modeling.reference import ReferenceCache
+from suite.modeling.sequences import sequence_kl, token_logps
+from suite.training.trainer import (
+    TrainSettings,
+    attach_reference_logps,
+    build_examples,
+    train,
+)
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
 
@@ -150,7 +155,7 @@ def test_sdpo_runs_in_stages_each_with_the_previous_model_as_reference(tmp_path,
 
 
 def test_methods_taxonomy_table(capsys, tmp_path):
-    from suite.registry import TAXONOMY_DIRECTIONS, all_methods
+    from suite.method.registry import TAXONOMY_DIRECTIONS, all_methods
 
     assert main(["methods", "--taxonomy"]) == 0
     lines = capsys.readouterr().out.splitlines()

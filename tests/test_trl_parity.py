@@ -20,8 +20,8 @@ import pytest
 pytest.importorskip("trl")
 
 import torch  # noqa: E402
-
 import trl_oracle as oracle  # noqa: E402
+
 from methods.dpo import dpo_loss  # noqa: E402
 from methods.dpo_family import cdpo_loss, hinge_loss, ipo_loss, robust_dpo_loss  # noqa: E402
 from methods.kto import kto_loss  # noqa: E402
@@ -38,7 +38,7 @@ from methods.pairwise_alternatives import (  # noqa: E402
 )
 from methods.reference_free import cpo_loss, orpo_loss, simpo_loss  # noqa: E402
 from methods.unpaired import apo_zero_unpaired_loss  # noqa: E402
-from suite.registry import FeedbackBatch, get_method  # noqa: E402
+from suite.method.registry import FeedbackBatch, get_method  # noqa: E402
 
 TOL = {"rtol": 1e-6, "atol": 1e-6}
 # ORPOTrainer.odds_ratio_loss computes in float32 (``.float()``): float32 round-off, not float64's.

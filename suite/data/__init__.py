@@ -20,13 +20,18 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+from suite.core.errors import ConfigError, DataError
 from suite.data.convert import (
-    DEFAULT_LIST_SIZE, can_convert, convert, feedback_type, impossible_conversion, to_pairwise,
+    DEFAULT_LIST_SIZE,
+    can_convert,
+    convert,
+    feedback_type,
+    impossible_conversion,
+    to_pairwise,
 )
 from suite.data.loaders import load_local, mirror_root
 from suite.data.records import FEEDBACK_TYPES, PairwiseRecord, prompt_key
 from suite.data.registry import DATASETS, DatasetSpec, describe_datasets, get_dataset
-from suite.errors import ConfigError, DataError
 
 __all__ = [
     "DATASETS", "DatasetSpec", "PreparedData", "convert", "describe_datasets", "get_dataset", "heldout_split",

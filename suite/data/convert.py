@@ -21,10 +21,16 @@ from __future__ import annotations
 import math
 import random
 
+from suite.core.errors import ConfigError, DataError
 from suite.data.records import (
-    FEEDBACK_TYPES, BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord, prompt_key,
+    FEEDBACK_TYPES,
+    BinaryRecord,
+    ListwiseRecord,
+    PairwiseRecord,
+    ScalarRecord,
+    SFTRecord,
+    prompt_key,
 )
-from suite.errors import ConfigError, DataError
 
 NATIVE_TYPES = {PairwiseRecord: "pairwise", BinaryRecord: "binary", ScalarRecord: "scalar", SFTRecord: "sft",
                 ListwiseRecord: "listwise"}

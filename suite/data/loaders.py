@@ -13,8 +13,15 @@ import os
 import zlib
 from pathlib import Path
 
-from suite.data.records import RECORD_TYPES, BinaryRecord, ListwiseRecord, PairwiseRecord, ScalarRecord, SFTRecord
-from suite.errors import DataError, SuiteError
+from suite.core.errors import DataError, SuiteError
+from suite.data.records import (
+    RECORD_TYPES,
+    BinaryRecord,
+    ListwiseRecord,
+    PairwiseRecord,
+    ScalarRecord,
+    SFTRecord,
+)
 
 MIRROR_ENV = "ALIGNSUITE_DATA"
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from suite.core.errors import ConfigError, DataError, SuiteError
 from suite.data.alpaca_eval_models import ALPACA_EVAL_COMMIT, ALPACA_EVAL_MODELS
 from suite.data.loaders import mirror_root, read_json_rows, split_hh_transcript
 from suite.data.records import PairwiseRecord, ScalarRecord, SFTRecord
-from suite.errors import ConfigError, DataError, SuiteError
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from suite.core.errors import ConfigError
 from suite.data.loaders import mirror_root
-from suite.errors import ConfigError
 from suite.evaluation.leaderboard import LeaderboardSpec, TaskSpec
 
 PREFIX = "alignsuite_"

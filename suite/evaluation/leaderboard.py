@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 
 LEADERBOARD_DIR = Path(__file__).resolve().parent.parent.parent / "leaderboards"
 TASK_KEYS = {"id", "lm_eval", "num_fewshot", "metric", "filter", "limit", "lower", "aggregate", "overrides"}
@@ -119,7 +119,7 @@ def load_leaderboard(name_or_path: str) -> LeaderboardSpec:
         if not path.is_file():
             raise ConfigError(f"eval.leaderboard: unknown leaderboard {name_or_path!r}; available: "
                               f"{', '.join(list_leaderboards())} (or a path to a spec YAML)")
-    from suite.config import load_yaml_mapping
+    from suite.core.io import load_yaml_mapping
 
     raw = load_yaml_mapping(path)  # one-line errors naming the file: bad encoding, bad YAML, duplicate keys
     unknown = sorted(set(raw) - SPEC_KEYS)

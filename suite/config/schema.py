@@ -1,0 +1,358 @@
+"""Experiment configs: a YAML file plus ``--set key=value`` overrides, validated into dataclasses.
+
+Every key is checked: an unknown key, a wrong type or a bad value is one ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from suite.core.errors import ConfigError
+from suite.core.io import StrictYamlLoader, load_yaml_file, yaml_error_text
+
+
+@dataclass
+class DataConfig:
+    heldout_fraction: float = 0.1  # share of prompts held out for the alignment metrics
+    heldout_max: int | None = 200  # cap on held-out pairs kept
+    split_seed: int = 1234  # the held-out split is fixed by this, not by the training seed
+    train_max: int | None = None  # cap on training records; default = what the step budget consumes
+    list_size: int = 4  # responses per ranked list, for listwise methods (RRHF, PRO)
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 20
+    per_device_batch_size: int = 4  # records of the method's feedback type (a pair counts once)
+    gradient_accumulation_steps: int = 1
+    learning_rate: float | None = None  # None: each method's paper default; set: the same for all
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    lora: dict | None = None  # {r, alpha, dropout, target_modules}; None = full fine-tuning
+    dtype: str = "float32"
+    bf16: bool = False  # bf16 mixed precision (autocast) for training
+    reference_batch_size: int = 8
+    save_model: bool = True
+    # Checkpoint every N optimizer steps (and the last) so a killed run resumes; 0 turns it off. How a run
+    # is executed, not what it computes: not part of the run's identity.
+    checkpoint_steps: int = 10
+
+
+@dataclass
+class EvalConfig:
+    leaderboard: str | None = "quick"  # a spec in leaderboards/ or a path; None skips lm-eval
+    limit: int | None = None  # overrides every task's limit in the spec
+    batch_size: int = 8
+    apply_chat_template: bool = False
+    alignment_pairs: int = 100  # held-out pairs scored for the alignment metrics
+    generation_prompts: int = 16  # held-out prompts answered to measure response length
+    max_new_tokens: int = 128
+    backend: str = "hf"  # lm-eval's model backend: hf (the in-memory model) or vllm (GPU; needs the vllm package)
+
+
+@dataclass
+class MethodChoice:
+    id: str
+    overrides: dict = field(default_factory=dict)
+    label: str | None = None  # the run's row name in reports (default: the id); tells variants apart
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    model: str
+    dataset: str | dict
+    methods: list
+    seeds: list = field(default_factory=lambda: [0])
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    evaluate_base: bool = True  # the untouched model as row `base`
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+DTYPES = ("float32", "bfloat16", "float16")  # what suite.modeling.models.load_model accepts
+
+
+
+TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)}
+
+
+def _check_type(value, annotation, key: str):
+    """Check ``value`` against a simple annotation (int, float, str, bool, dict, list, X | None)."""
+    hint = eval(annotation, vars(typing), {}) if isinstance(annotation, str) else annotation  # noqa: S307
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None) and value is None:
+            return value
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+            return float(value)
+        if option in (str, dict, list) and isinstance(value, option):
+            return value
+    names = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "null") for o in options)
+    hint = ""
+    if float in options and isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
+        mantissa, exponent = re.split("[eE]", value.strip())
+        hint = f" (YAML reads {value} as text: write {mantissa}.0e{exponent})"
+    raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}{hint}")
+
+
+def _build_section(cls, raw, key: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; known keys: {', '.join(sorted(known))}")
+    values = {name: _check_type(raw[name], known[name].type, f"{key}.{name}") for name in raw}
+    return cls(**values)
+
+
+def _positive(value, key: str, allow_zero: bool = False):
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def _check_overrides(method, overrides: dict, where: str) -> None:
+    """Each override has the type of the method's default (a number for a number, …): a wrong type would
+    otherwise only fail inside training, after the model is loaded."""
+    for key, value in overrides.items():
+        default = method.defaults.get(key)
+        if default is None:
+            continue
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = number and (isinstance(value, int) or isinstance(default, float)) and math.isfinite(value)
+            expected = "an integer" if isinstance(default, int) else "a finite number"
+        else:
+            ok, expected = isinstance(value, type(default)), f"a {type(default).__name__}"
+        if not ok:
+            raise ConfigError(f"{where}.{key}: expected {expected} (the default is {default!r}), "
+                              f"got {type(value).__name__} {value!r}")
+
+
+def _check_model(model: str) -> None:
+    """The names suite.modeling.models.load_model resolves: checked here so a typo fails before any run starts."""
+    from suite.modeling.models import EMBEDDED_MODEL, TINY_MODEL
+
+    if not model.strip():
+        raise ConfigError("model: expected a model name or path, got an empty string")
+    if model in (EMBEDDED_MODEL, TINY_MODEL) or Path(model).expanduser().exists() or "/" in model:
+        return
+    raise ConfigError(f"model: unknown model {model!r}; use {EMBEDDED_MODEL!r}, {TINY_MODEL!r}, a local path "
+                      "or a hub id (org/name)")
+
+
+def _check_dataset(dataset, key: str = "dataset") -> None:
+    """A registered id, or a local ``{path, format}`` with a known format (the file is read in the preflight)."""
+    from suite.data.records import FEEDBACK_TYPES
+    from suite.data.registry import get_dataset
+
+    if isinstance(dataset, str):
+        try:
+            get_dataset(dataset)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("dataset: ", f"{key}: ", 1)) from None
+        return
+    unknown = sorted(set(dataset) - {"path", "format"})
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; a local dataset has path and format")
+    if not isinstance(dataset["path"], str) or not dataset["path"].strip():
+        raise ConfigError(f"{key}.path: expected the path of a .jsonl or .json file, got {dataset['path']!r}")
+    if dataset["format"] not in FEEDBACK_TYPES:
+        raise ConfigError(f"{key}.format: unknown format {dataset['format']!r}; use one of {', '.join(FEEDBACK_TYPES)}")
+
+
+def _check_lora(lora: dict) -> None:
+    checks = {
+        "r": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+        "alpha": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a positive number"),
+        "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+                    "a number in [0, 1)"),
+        "target_modules": (lambda v: isinstance(v, str) and v or isinstance(v, list) and v
+                           and all(isinstance(m, str) and m for m in v), "a module name or a list of names"),
+    }
+    for key, value in lora.items():
+        valid, expected = checks[key]
+        if not valid(value):
+            raise ConfigError(f"train.lora.{key}: expected {expected}, got {value!r}")
+
+
+def _check_scheduler(name: str) -> None:
+    if name == TrainConfig.lr_scheduler:
+        return  # the default; transformers is slow to import just to confirm it
+    from transformers.trainer_utils import SchedulerType
+
+    known = [scheduler.value for scheduler in SchedulerType]
+    if name not in known:
+        raise ConfigError(f"train.lr_scheduler: unknown scheduler {name!r}; use one of {', '.join(known)}")
+
+
+def _parse_methods(raw) -> list[MethodChoice]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("methods: expected a non-empty list of method ids (or {id: ..., <hyper-parameter>: ...})")
+    choices = []
+    for index, entry in enumerate(raw):
+        if isinstance(entry, str):
+            choices.append(MethodChoice(entry))
+        elif isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            label = entry.get("label")
+            if label is not None and not (isinstance(label, str) and re.fullmatch(r"[A-Za-z0-9][\w.+-]*", label)):
+                raise ConfigError(f"methods[{index}].label: expected a name of letters, digits, '.', '+', '-', '_', got {label!r}")
+            overrides = {k: v for k, v in entry.items() if k not in ("id", "label")}
+            choices.append(MethodChoice(entry["id"], overrides, label))
+        else:
+            raise ConfigError(f"methods[{index}]: expected a method id or a mapping with 'id', got {entry!r}")
+    return choices
+
+
+def build_config(raw: dict, source: str = "config") -> ExperimentConfig:
+    """Validate a raw mapping into an ExperimentConfig; errors name ``source`` and the key."""
+    try:
+        return _build_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build_config(raw: dict) -> ExperimentConfig:
+    from suite.method.registry import get_method
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - TOP_LEVEL)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key; known keys: {', '.join(sorted(TOP_LEVEL))}")
+    for required in ("model", "dataset", "methods"):
+        if required not in raw:
+            raise ConfigError(f"{required}: missing required key")
+    name = _check_type(raw.get("name", "experiment"), str, "name")
+    if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", name):  # it names the results folder: one path component
+        raise ConfigError(f"name: expected a name of letters, digits, '.', '+', '-', '_', got {name!r}")
+    model = _check_type(raw["model"], str, "model")
+    _check_model(model)
+    dataset = raw["dataset"]
+    if isinstance(dataset, dict):
+        missing = [k for k in ("path", "format") if k not in dataset]
+        if missing:
+            raise ConfigError(f"dataset.{missing[0]}: missing (a local dataset needs path and format)")
+    elif not isinstance(dataset, str):
+        raise ConfigError(f"dataset: expected a dataset id or {{path, format}}, got {dataset!r}")
+    methods = _parse_methods(raw["methods"])
+    for index, choice in enumerate(methods):
+        try:
+            method = get_method(choice.id)
+            hyperparameters = method.hyperparameters(choice.overrides)
+            for name, component in (method.components(hyperparameters) if method.components else {}).items():
+                try:
+                    get_method(component.method).hyperparameters(component.overrides)
+                    _check_overrides(get_method(component.method), component.overrides, "overrides")
+                    if component.dataset is not None:
+                        _check_dataset(component.dataset)
+                except ConfigError as exc:
+                    raise ConfigError(f"component {name!r}: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"methods[{index}]: {exc}") from None
+        _check_overrides(method, choice.overrides, f"methods[{index}]")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+    sections = {key: _build_section(cls, raw.get(key), key) for key, cls in SECTIONS.items()}
+    train, data, evaluation = sections["train"], sections["data"], sections["eval"]
+    for key in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_length", "reference_batch_size"):
+        _positive(getattr(train, key), f"train.{key}")
+    _positive(train.learning_rate, "train.learning_rate")
+    _positive(train.checkpoint_steps, "train.checkpoint_steps", allow_zero=True)
+    _positive(train.warmup_ratio, "train.warmup_ratio", allow_zero=True)
+    if train.warmup_ratio >= 1:
+        raise ConfigError(f"train.warmup_ratio: must be < 1, got {train.warmup_ratio}")
+    if train.lora is not None:
+        from suite.modeling.models import add_lora  # noqa: F401  (validated when applied; check keys early)
+
+        known = {"r", "alpha", "dropout", "target_modules"}
+        extra = sorted(set(train.lora) - known)
+        if extra:
+            raise ConfigError(f"train.lora.{extra[0]}: unknown key; known keys: {', '.join(sorted(known))}")
+        _check_lora(train.lora)
+    if train.dtype not in DTYPES:
+        raise ConfigError(f"train.dtype: unknown dtype {train.dtype!r}; use {', '.join(DTYPES[:-1])} or {DTYPES[-1]}")
+    _check_scheduler(train.lr_scheduler)
+    if not 0 < data.heldout_fraction < 1:
+        raise ConfigError(f"data.heldout_fraction: must be in (0, 1), got {data.heldout_fraction}")
+    _positive(data.heldout_max, "data.heldout_max")
+    _positive(data.train_max, "data.train_max")
+    if data.list_size < 2:
+        raise ConfigError(f"data.list_size: must be an integer >= 2, got {data.list_size}")
+    for key in ("limit", "batch_size", "max_new_tokens"):
+        _positive(getattr(evaluation, key), f"eval.{key}")
+    for key in ("alignment_pairs", "generation_prompts"):
+        _positive(getattr(evaluation, key), f"eval.{key}", allow_zero=True)
+    from suite.evaluation.harness import check_eval_backend
+
+    check_eval_backend(evaluation.backend)
+    evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
+    _check_dataset(dataset)  # last: an id is checked against the registry, the file itself in the preflight
+    return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base)
+
+
+def apply_overrides(raw: dict, assignments: list[str]) -> dict:
+    """``--set train.max_steps=5`` style overrides; values are parsed as YAML (numbers, lists, null)."""
+    raw = json.loads(json.dumps(raw))  # deep copy of plain data
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"--set {assignment!r}: expected key=value")
+        dotted, text = assignment.split("=", 1)
+        parts = dotted.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {assignment!r}: empty key; expected key=value with a dotted key "
+                              "(train.max_steps=5)")
+        try:
+            value = yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {dotted}: cannot parse value {text!r}: {yaml_error_text(exc)}") from None
+        node = raw
+        for depth, part in enumerate(parts[:-1], start=1):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {dotted}: {'.'.join(parts[:depth])} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, assignments: list[str] = ()) -> ExperimentConfig:
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    raw = load_yaml_file(path)
+    if raw is None:
+        raise ConfigError(f"{path}: the config is empty")
+    return build_config(apply_overrides(raw, list(assignments)), str(path))
+
+
