@@ -178,20 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--json", action="store_true")
     datasets.set_defaults(func=_cmd_datasets)
 
-    from suite import (
-        delta_analysis,
-        leaderboard_tables,
-        merge_recipe,
-        reproduce,
-        statistics,
-    )
+    from suite.analysis import statistics
+    from suite.merging import delta as delta_analysis
+    from suite.merging import recipe as merge_recipe
+    from suite.reporting import leaderboard as leaderboard_tables
+    from suite.reporting import reproduce
 
     delta_analysis.add_command(sub)
     merge_recipe.add_command(sub)
     leaderboard_tables.add_command(sub)
     statistics.add_command(sub)
     reproduce.add_command(sub)
-    from suite import reward_model, una_online_report
+    from suite.reporting import una_online_report
+    from suite.training import reward_model
 
     reward_model.add_command(sub)
     una_online_report.add_command(sub)

@@ -202,17 +202,32 @@ def register(method: Method) -> Method:
     return method
 
 
-def _load_entries() -> None:
-    import methods  # noqa: F401  (registers every entry)
+PLUGIN_GROUP = "alignsuite.methods"  # entry-point group of the packages that register methods
+_loaded_plugins: set[str] = set()
+
+
+def load_plugins() -> None:
+    """Import every package registered under the ``alignsuite.methods`` entry-point group (the suite's own
+    ``methods`` package among them); each registers its entries on import. The engine never imports a
+    method package by name, so method packages may build on the engine without an import cycle."""
+    from importlib import import_module, metadata
+
+    for entry in metadata.entry_points(group=PLUGIN_GROUP):
+        if entry.value not in _loaded_plugins:
+            _loaded_plugins.add(entry.value)
+            import_module(entry.value)
+    if not _loaded_plugins:
+        raise ConfigError(f"no method package is installed: the entry-point group {PLUGIN_GROUP!r} is empty "
+                          "(install the suite with `pip install -e .`)")
 
 
 def get_method(method_id: str) -> Method:
-    _load_entries()
+    load_plugins()
     if method_id not in _METHODS:
         raise ConfigError(f"methods: unknown method {method_id!r}; registered: {', '.join(sorted(_METHODS))}")
     return _METHODS[method_id]
 
 
 def all_methods() -> list[Method]:
-    _load_entries()
+    load_plugins()
     return [_METHODS[k] for k in sorted(_METHODS)]
