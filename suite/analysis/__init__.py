@@ -1,1 +1,2 @@
-"""TODO"""
+"""Analysis: statistics over stored runs (bootstrap intervals, paired tests, McNemar, detectable
+differences)."""

@@ -1,1 +1,2 @@
-"""TODO"""
+"""Config: the experiment schema (``schema``: sections, types, ranges, defaults), loading with ``--set``
+overrides, and validation before anything runs."""

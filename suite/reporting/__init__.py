@@ -1,1 +1,2 @@
-"""TODO"""
+"""Reporting: leaderboard tables (Markdown, CSV, HTML, LaTeX), plots, the HTML page and reproduction
+reports — views of stored run results."""
