@@ -32,7 +32,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def ensure_chromium(session):
-    """Debian's chromium + chromium-driver for the browser test of report/index.html (tests/test_html_report.py):
+    """Debian's chromium + chromium-driver for the browser test of report/index.html (tests/unit/reporting/test_html_report.py):
     installed with apt-get when missing and this is root on a system with apt-get; otherwise (or when apt-get
     cannot install them: no network, a distribution without these packages) a note, and that test skips."""
     if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):

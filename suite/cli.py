@@ -15,8 +15,10 @@ def _cmd_run(args) -> int:
     from suite.config.schema import load_config
     from suite.execution.runner import require_all_complete, run_experiment
 
-    config = load_config(args.config, args.set or [])
+    config = load_config(recipe_path(args.config), args.set or [])
     out_dir = Path(args.out or Path("results") / config.name)
+    if args.plan:
+        return _print_plan(config, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SuiteError(f"{out_dir}: --out must be a results directory, and this is a file")
     from suite.execution.runner import default_jobs
@@ -34,6 +36,34 @@ def _cmd_run(args) -> int:
         print(f"report: {paths.markdown}")
         _write_index(out_dir)
     require_all_complete(outcomes)
+    return 0
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """A config file, or the name of a shipped recipe (``demo`` for reports/recipes/demo.yaml)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix:
+        return path
+    from suite.core.resources import shipped_dir
+
+    shipped = shipped_dir("reports") / "recipes" / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    known = sorted(p.stem for p in (shipped_dir("reports") / "recipes").glob("*.yaml"))
+    raise SuiteError(f"{name_or_path}: no such config file, and not a shipped recipe ({', '.join(known)})")
+
+
+def _print_plan(config, out_dir: Path) -> int:
+    """The runs a config expands to (methods x seeds + base, components first) and which are already stored."""
+    from suite.execution.runner import plan_runs
+    from suite.execution.store import RunStore
+
+    store = RunStore(out_dir)
+    runs = plan_runs(config)
+    for run in runs:
+        state = "complete" if store.is_complete(run.run_id) else "to run"
+        print(f"{state:9} {run.run_id}  {run.label}  seed {run.seed}")
+    print(f"{len(runs)} run(s) planned for {out_dir}")
     return 0
 
 
@@ -134,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train and evaluate every method of an experiment config")
-    run.add_argument("config", help="experiment YAML")
+    run.add_argument("config", help="experiment YAML, or a shipped recipe's name (demo, all-offline, una-small, ...)")
+    run.add_argument("--plan", action="store_true", help="list the planned runs and whether each is stored; train nothing")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     run.add_argument("--out", help="results directory (default results/<name>)")
     run.add_argument("--report", action="store_true", help="write the report when the runs finish")

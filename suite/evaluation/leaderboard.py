@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from suite.core.errors import ConfigError
+from suite.core.resources import shipped_dir
 
-LEADERBOARD_DIR = Path(__file__).resolve().parent.parent.parent / "leaderboards"
+LEADERBOARD_DIR = shipped_dir("leaderboards")
 TASK_KEYS = {"id", "lm_eval", "num_fewshot", "metric", "filter", "limit", "lower", "aggregate", "overrides"}
 AGGREGATES = ("subtasks", "whole")
 SPEC_KEYS = {"name", "description", "comparable", "note", "tasks", "include_path"}

@@ -30,8 +30,9 @@ import sys
 from pathlib import Path
 
 from suite.core.errors import ConfigError, SuiteError
+from suite.core.resources import shipped_dir
 
-LAUNCH_CONFIGS = Path(__file__).resolve().parent.parent / "reports" / "accelerate"
+LAUNCH_CONFIGS = shipped_dir("reports") / "accelerate"
 
 
 def _free_port() -> int:

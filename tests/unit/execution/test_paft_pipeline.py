@@ -6,7 +6,7 @@ import re
 
 import pytest
 import yaml
-from conftest import write_jsonl
+from support import write_jsonl
 
 from suite.cli import main
 from suite.config.schema import build_config

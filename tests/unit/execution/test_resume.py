@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import preference_rows, write_jsonl, write_local_leaderboard
+from support import preference_rows, write_jsonl, write_local_leaderboard
 
 from suite.cli import main
 from suite.config.schema import load_config

@@ -81,7 +81,7 @@ def require_pinned_trl() -> None:
     if trl.__version__ != TRL_VERSION:
         raise AssertionError(
             f"the TRL parity oracle is written against trl=={TRL_VERSION} (pyproject's test extra); "
-            f"found trl=={trl.__version__}: re-read TRL's loss code and update tests/trl_oracle.py"
+            f"found trl=={trl.__version__}: re-read TRL's loss code and update tests/support/trl_oracle.py"
         )
 
 

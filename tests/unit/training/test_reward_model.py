@@ -48,8 +48,8 @@ def test_score_margin_needs_scored_pairs():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A reward model trained through the runner on polite-vs-curt pairs (tests/conftest.py)."""
-    from conftest import preference_rows, write_jsonl
+    """A reward model trained through the runner on polite-vs-curt pairs (tests/support)."""
+    from support import preference_rows, write_jsonl
 
     from suite.config.schema import load_config
     from suite.execution.runner import run_experiment

@@ -22,7 +22,7 @@ def synthetic_batch(method, examples: int = 4, tokens: int = 5, seed: int = 0, l
                     reference_noise: float = 0.5, dtype=torch.float64) -> FeedbackBatch:
     """A batch of ``method``'s feedback type: per-token log-probs in (-logp_scale, 0], the reference the
     policy plus ``reference_noise`` Gaussian noise per sequence; ``examples`` must be even (binary labels
-    alternate). Also used by tests/test_properties.py with random arguments."""
+    alternate). Also used by tests/unit/data/test_properties.py with random arguments."""
     generator = torch.Generator().manual_seed(seed)
     k = SEQUENCES_PER_EXAMPLE.get(method.feedback, 1)
     n = k * examples

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import yaml
-from conftest import preference_rows, write_jsonl
+from support import preference_rows, write_jsonl
 
 from suite.config.schema import load_config
 from suite.core.errors import ConfigError

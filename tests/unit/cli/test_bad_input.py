@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from suite.cli import main
+from support import BAD_INPUTS, REPO_ROOT
 
-CORPUS = Path(__file__).parent / "bad_inputs"
-REPO = Path(__file__).resolve().parent.parent
+CORPUS = BAD_INPUTS
+REPO = REPO_ROOT
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text())["cases"]
 SUBPROCESS_CASES = [case for case in CASES if case.get("subprocess")]
 

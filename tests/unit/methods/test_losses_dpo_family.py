@@ -1,6 +1,6 @@
 """The DPO-family losses (methods/dpo_family.py) on hand-computed values (arithmetic in the comments).
 
-Shared pairs (as in tests/test_losses.py): policy chosen (−1, −3), rejected (−2, −1), reference chosen
+Shared pairs (as in tests/unit/methods/test_losses.py): policy chosen (−1, −3), rejected (−2, −1), reference chosen
 (−1.5, −2), rejected (−1.5, −2), so h = (0.5 − −0.5, −1 − 1) = (1, −2).
 Identities used below, with x the logit and sp(x) = ln(1 + eˣ) = −log σ(−x):
     −log σ(x) = sp(−x),   sp(x) = sp(−x) + x

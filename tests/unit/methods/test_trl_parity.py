@@ -1,4 +1,4 @@
-"""Parity of our losses with TRL 1.16.0's own loss code (the oracle in ``tests/trl_oracle.py``).
+"""Parity of our losses with TRL 1.16.0's own loss code (the oracle in ``tests/support/trl_oracle.py``).
 
 The same random per-token log-probs (with a completion mask of varied lengths) go to TRL's trainer
 code and, as sequence sums / lengths / means computed from those tensors, to our pure loss
@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("trl")
 
 import torch  # noqa: E402
-import trl_oracle as oracle  # noqa: E402
+from support import trl_oracle as oracle  # noqa: E402
 
 from methods.dpo import dpo_loss  # noqa: E402
 from methods.dpo_family import cdpo_loss, hinge_loss, ipo_loss, robust_dpo_loss  # noqa: E402

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 import yaml
-from conftest import preference_rows
+from support import preference_rows
 
 from suite.cli import main as cli_main
 from suite.core.errors import ConfigError
