@@ -178,23 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--json", action="store_true")
     datasets.set_defaults(func=_cmd_datasets)
 
-    from suite import (
-        delta_analysis,
-        leaderboard_tables,
-        merge_recipe,
-        reproduce,
-        statistics,
-    )
+    from suite.analysis import statistics
+    from suite.merging import delta, recipe
+    from suite.reporting import leaderboard, reproduce, una_online_report
+    from suite.training import reward_model
 
-    delta_analysis.add_command(sub)
-    merge_recipe.add_command(sub)
-    leaderboard_tables.add_command(sub)
-    statistics.add_command(sub)
-    reproduce.add_command(sub)
-    from suite import reward_model, una_online_report
-
-    reward_model.add_command(sub)
-    una_online_report.add_command(sub)
+    for module in (delta, recipe, leaderboard, statistics, reproduce, reward_model, una_online_report):
+        module.add_command(sub)
 
     boards = sub.add_parser("leaderboards", help="list leaderboard specs")
     boards.set_defaults(func=_cmd_leaderboards)
