@@ -133,19 +133,30 @@ class Runner:
         self.store = RunStore(out_dir)
         self._fingerprints: dict[str, str] = {}
         self._leaderboard = None
+        self.data_warnings: list[str] = []  # weak data (duplicates, heavy truncation), found by the preflight
         self.launcher = None  # when set (suite.execution.launch), training runs under it instead of in this process
 
     # -- checks before anything is recorded ------------------------------------------------------
     def preflight(self, runs: list[PlannedRun]) -> None:
-        """Load the data for every feedback type and the leaderboard spec: bad input fails here, before any run."""
+        """Load the data for every feedback type and the leaderboard spec, then check what can be checked
+        before training (suite.config.preflight): bad input fails here, before any run."""
+        from suite.config.preflight import preflight
+
+        prepared = {}
         for feedback, dataset in sorted({(run.feedback, json.dumps(run.dataset)) for run in runs}):
-            self._prepare(feedback, self.config.seeds[0], json.loads(dataset))
-            if json.loads(dataset) is not None:
-                self._prepare("pairwise", self.config.seeds[0])  # its held-out pairs come from the experiment's data
+            data = self._prepare(feedback, self.config.seeds[0], json.loads(dataset))
+            prepared[(feedback, data.dataset_id)] = data
+            if json.loads(dataset) is not None:  # its held-out pairs come from the experiment's data
+                data = self._prepare("pairwise", self.config.seeds[0])
+                prepared.setdefault(("pairwise", data.dataset_id), data)
         if self.config.eval.leaderboard:
             from suite.evaluation import load_leaderboard
 
             self._leaderboard = load_leaderboard(self.config.eval.leaderboard)
+        self.data_warnings = preflight(self.config, [(run.method, run.hyperparameters, run.label) for run in runs],
+                                       prepared, self._leaderboard)
+        for warning in self.data_warnings:
+            _log(f"warning: {warning}")
 
     def _prepare(self, feedback: str, seed: int, dataset=None):
         """``feedback`` records from ``dataset`` (default: the experiment's) under the config's data options."""
@@ -209,6 +220,8 @@ class Runner:
             "started_at": utc_now(),
             "ended_at": None,
         }
+        if self.data_warnings:
+            manifest["data_warnings"] = list(self.data_warnings)
         self.store.write_manifest(run.run_id, manifest)
         try:
             metrics, lm_eval_raw = self._train_and_evaluate(run)
