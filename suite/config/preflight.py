@@ -50,15 +50,19 @@ def model_files(model: str) -> tuple:
 
 
 @functools.lru_cache(maxsize=4)
-def module_names(model: str) -> frozenset:
-    """The names of ``model``'s modules (``model.layers.0.self_attn.q_proj``, …), built on the meta device."""
+def module_names(model: str) -> tuple[frozenset, tuple]:
+    """(the names of ``model``'s modules, e.g. ``model.layers.0.self_attn.q_proj``; the last parts of its
+    linear layers' names, the usual LoRA targets), from its architecture built on the meta device."""
     import torch
     from transformers import AutoModelForCausalLM
 
     config, _ = model_files(model)
     with torch.device("meta"):
         network = AutoModelForCausalLM.from_config(config)
-    return frozenset(name for name, _ in network.named_modules() if name)
+    names = frozenset(name for name, _ in network.named_modules() if name)
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in network.named_modules()
+                     if isinstance(module, torch.nn.Linear)})
+    return names, tuple(linear)
 
 
 def check_model(config) -> object:
@@ -67,13 +71,13 @@ def check_model(config) -> object:
     lora = config.train.lora
     if lora and "target_modules" in lora:
         targets = [lora["target_modules"]] if isinstance(lora["target_modules"], str) else lora["target_modules"]
-        names = module_names(config.model)
+        names, linear = module_names(config.model)
         leaves = {name.rsplit(".", 1)[-1] for name in names}
         for index, target in enumerate(targets):
             if target not in leaves and target not in names:
                 key = "train.lora.target_modules" + ("" if isinstance(lora["target_modules"], str) else f"[{index}]")
-                sample = ", ".join(sorted(leaves - {"embed_tokens", "lm_head", "norm"})[:8])
-                raise ConfigError(f"{key}: {config.model} has no module {target!r}; its modules include {sample}")
+                raise ConfigError(f"{key}: {config.model} has no module {target!r}; its linear layers: "
+                                  f"{', '.join(linear)}")
     return tokenizer
 
 

@@ -16,6 +16,10 @@ from suite.core.errors import ConfigError
 SEED_LIMIT = 2**32  # numpy and torch seeds: [0, 2**32)
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class Range:
     """``low``/``high`` bounds (inclusive unless ``*_open``), ``integer`` for whole numbers, ``choices`` for
@@ -41,9 +45,9 @@ class Range:
             return {"bool": "true or false", "mapping": "a mapping", "text": "a string"}[self.kind]
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
         if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            parts.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
         what = "an integer" if self.integer else "a number"
         text = f"{what} {' and '.join(parts)}".strip()
         if self.length is not None:
@@ -97,9 +101,9 @@ class Range:
         if self.integer and not (isinstance(value, int) or float(value).is_integer()):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            raise ConfigError(f"{key}: must be {'>' if self.low_open else '>='} {self.low:g}, got {value}")
+            raise ConfigError(f"{key}: must be {'>' if self.low_open else '>='} {_number(self.low)}, got {value}")
         if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
-            raise ConfigError(f"{key}: must be {'<' if self.high_open else '<='} {self.high:g}, got {value}")
+            raise ConfigError(f"{key}: must be {'<' if self.high_open else '<='} {_number(self.high)}, got {value}")
         return value
 
 
