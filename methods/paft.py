@@ -16,6 +16,8 @@ the preference method trained from — and referenced to — the SFT model.
 from __future__ import annotations
 
 from methods.common import taxonomy
+from suite.core.errors import ConfigError
+from suite.core.ranges import Range
 from suite.method.registry import Component, Method, Paper, register
 
 PAFT_PAPER = Paper("PAFT: A Parallel Training Paradigm for Effective LLM Fine-Tuning", "2406.17923")
@@ -54,6 +56,16 @@ def sequential_compose(context, hp: dict):
     return model, context.summary
 
 
+def _known_merge_method(value, key: str) -> None:
+    """A registered merge method: checked when the config is read, not after both components trained."""
+    from suite.merging.methods import get_merge_method
+
+    try:
+        get_merge_method(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
 register(
     Method(
         id="paft",
@@ -66,6 +78,7 @@ register(
         # does not publish its parameters, so every one of these is configurable.
         defaults={**COMPONENT_DEFAULTS, "merge_method": "ties", "merge_parameters": {"density": 0.5},
                   "merge_weights": [1.0, 1.0], "merge_seed": 0},
+        ranges={"merge_method": Range(kind="text", validate=_known_merge_method)},
         objective=None,
         components=paft_components,
         compose=paft_compose,

@@ -21,6 +21,9 @@ def _cmd_run(args) -> int:
         return _print_plan(config, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SuiteError(f"{out_dir}: --out must be a results directory, and this is a file")
+    blocking = next((parent for parent in out_dir.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise SuiteError(f"{out_dir}: --out cannot be made: {blocking} is a file")
     from suite.execution.runner import default_jobs
 
     jobs = default_jobs() if args.jobs == "auto" else int(args.jobs) if args.jobs.isdigit() else 0
@@ -210,21 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.set_defaults(func=_cmd_datasets)
 
     from suite.analysis import statistics
-    from suite.merging import delta as delta_analysis
-    from suite.merging import recipe as merge_recipe
-    from suite.reporting import leaderboard as leaderboard_tables
-    from suite.reporting import reproduce
-
-    delta_analysis.add_command(sub)
-    merge_recipe.add_command(sub)
-    leaderboard_tables.add_command(sub)
-    statistics.add_command(sub)
-    reproduce.add_command(sub)
-    from suite.reporting import una_online_report
+    from suite.merging import delta, recipe
+    from suite.reporting import leaderboard, reproduce, una_online_report
     from suite.training import reward_model
 
-    reward_model.add_command(sub)
-    una_online_report.add_command(sub)
+    for module in (delta, recipe, leaderboard, statistics, reproduce, reward_model, una_online_report):
+        module.add_command(sub)
 
     boards = sub.add_parser("leaderboards", help="list leaderboard specs")
     boards.set_defaults(func=_cmd_leaderboards)
@@ -237,11 +231,29 @@ def _one_line(text: str) -> str:
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def _stdout_closed() -> int:
+    """The reader of our output went away (``alignsuite methods | head``): stop quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"\nalignsuite: error: interrupted (Ctrl-C); run the same command again to resume: complete runs "
+              "are kept and an interrupted run resumes from its last checkpoint", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return _stdout_closed()
     except SuiteError as exc:
         if args.debug:
             raise

@@ -496,6 +496,8 @@ def _cmd_compare(args) -> int:
                                       seed=args.seed, names=(args.a, args.b))
     except SuiteError as exc:
         notes.append(f"alignment: not compared ({exc})")
+    if board is None and alignment is None:  # nothing compared is an error, not an empty report
+        raise SuiteError(f"{args.a} vs {args.b}: nothing could be compared: {'; '.join(notes)}")
     text = comparison_markdown(args.a, args.b, board, alignment, notes)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -506,14 +508,30 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    import argparse
+
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _seed(text: str) -> int:
+    import argparse
+
+    if not text.strip().isdigit() or int(text) >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return int(text)
+
+
 def add_command(sub) -> None:
     compare = sub.add_parser("compare", help="is one row better than another? paired tests on the same items")
     compare.add_argument("results_dirs", nargs="+", metavar="DIR", help="results directories (several combine)")
     compare.add_argument("--a", required=True, metavar="ROW", help="a row label (method, or a config label)")
     compare.add_argument("--b", required=True, metavar="ROW", help="the row it is compared with (e.g. base)")
     compare.add_argument("--spec", help="leaderboard spec (default: the one the runs used)")
-    compare.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--resamples", type=_positive_int, default=DEFAULT_RESAMPLES)
+    compare.add_argument("--seed", type=_seed, default=0)
     compare.add_argument("--out", help="write the Markdown here instead of printing it")
     compare.set_defaults(func=_cmd_compare)
 

@@ -18,6 +18,17 @@ import yaml
 
 from suite.core.errors import ConfigError
 from suite.core.io import StrictYamlLoader, load_yaml_file, yaml_error_text
+from suite.core.ranges import (
+    BOOL,
+    FRACTION,
+    LEARNING_RATE,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    Range,
+)
 
 
 @dataclass
@@ -91,6 +102,47 @@ DTYPES = ("float32", "bfloat16", "float16")  # what suite.modeling.models.load_m
 
 
 TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)}
+_OPTIONAL_POSITIVE_INT = Range(low=0, low_open=True, integer=True, nullable=True)
+# The declared range of every config hyper-parameter (schedulers, dtypes and backends are checked
+# against what the libraries accept, below). A value out of range is refused when the config is read.
+CONFIG_RANGES: dict[str, Range] = {
+    "data.heldout_fraction": Range(low=0, high=1, low_open=True, high_open=True),
+    "data.heldout_max": _OPTIONAL_POSITIVE_INT,
+    "data.split_seed": SEED,
+    "data.train_max": _OPTIONAL_POSITIVE_INT,
+    "data.list_size": Range(low=2, integer=True),
+    "train.max_steps": POSITIVE_INT,
+    "train.per_device_batch_size": POSITIVE_INT,
+    "train.gradient_accumulation_steps": POSITIVE_INT,
+    "train.learning_rate": Range(low=0, high=1, low_open=True, nullable=True),
+    "train.lr_scheduler": Range(kind="text"),
+    "train.warmup_ratio": Range(low=0, high=1, high_open=True),
+    "train.weight_decay": NON_NEGATIVE,  # negative decay grows the weights
+    "train.max_grad_norm": POSITIVE,  # clipping at a norm <= 0 silently turns it off
+    "train.max_length": Range(low=8, integer=True),  # room for a chat template's markers and a response
+    "train.lora": Range(kind="mapping", nullable=True),
+    "train.dtype": Range(choices=DTYPES),
+    "train.bf16": BOOL,
+    "train.reference_batch_size": POSITIVE_INT,
+    "train.save_model": BOOL,
+    "train.checkpoint_steps": NON_NEGATIVE_INT,
+    "eval.leaderboard": Range(kind="text", nullable=True),
+    "eval.limit": _OPTIONAL_POSITIVE_INT,
+    "eval.batch_size": POSITIVE_INT,
+    "eval.apply_chat_template": BOOL,
+    "eval.alignment_pairs": NON_NEGATIVE_INT,
+    "eval.generation_prompts": NON_NEGATIVE_INT,
+    "eval.max_new_tokens": POSITIVE_INT,
+    "eval.backend": Range(kind="text"),
+}
+LORA_RANGES = {
+    "r": POSITIVE_INT,
+    "alpha": POSITIVE,
+    "dropout": Range(low=0, high=1, high_open=True),
+}
+# Schedulers that need options the config cannot give (a metric, a minimum lr, decay steps): refused.
+SCHEDULERS_NEEDING_OPTIONS = ("reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                              "warmup_stable_decay")
 
 
 def _check_type(value, annotation, key: str):
@@ -201,16 +253,36 @@ def _check_lora(lora: dict) -> None:
         valid, expected = checks[key]
         if not valid(value):
             raise ConfigError(f"train.lora.{key}: expected {expected}, got {value!r}")
+        if key in LORA_RANGES:
+            LORA_RANGES[key].check(value, f"train.lora.{key}")
 
 
 def _check_scheduler(name: str) -> None:
     if name == TrainConfig.lr_scheduler:
         return  # the default; transformers is slow to import just to confirm it
+    if name in SCHEDULERS_NEEDING_OPTIONS:
+        from transformers.trainer_utils import SchedulerType
+
+        usable = [s.value for s in SchedulerType if s.value not in SCHEDULERS_NEEDING_OPTIONS]
+        raise ConfigError(f"train.lr_scheduler: {name!r} needs options the config cannot give; use one of "
+                          f"{', '.join(usable)}")
     from transformers.trainer_utils import SchedulerType
 
     known = [scheduler.value for scheduler in SchedulerType]
     if name not in known:
         raise ConfigError(f"train.lr_scheduler: unknown scheduler {name!r}; use one of {', '.join(known)}")
+
+
+def _check_distinct_rows(methods: list[MethodChoice]) -> None:
+    """Two entries on one row (same id, no label to tell them apart) would be pooled as if they were seeds."""
+    seen: dict[str, int] = {}
+    for index, choice in enumerate(methods):
+        row = choice.label or choice.id
+        if row in seen:
+            first = seen[row]
+            raise ConfigError(f"methods[{index}]: a second entry for row {row!r} (first: methods[{first}]); "
+                              "give each configuration its own label: {id: ..., label: NAME, ...}")
+        seen[row] = index
 
 
 def _parse_methods(raw) -> list[MethodChoice]:
@@ -240,6 +312,7 @@ def build_config(raw: dict, source: str = "config") -> ExperimentConfig:
 
 
 def _build_config(raw: dict) -> ExperimentConfig:
+    from suite.method.ranges import check_hyperparameters
     from suite.method.registry import get_method
 
     if not isinstance(raw, dict):
@@ -269,8 +342,9 @@ def _build_config(raw: dict) -> ExperimentConfig:
             hyperparameters = method.hyperparameters(choice.overrides)
             for name, component in (method.components(hyperparameters) if method.components else {}).items():
                 try:
-                    get_method(component.method).hyperparameters(component.overrides)
-                    _check_overrides(get_method(component.method), component.overrides, "overrides")
+                    part = get_method(component.method)
+                    _check_overrides(part, component.overrides, "overrides")
+                    check_hyperparameters(part, part.hyperparameters(component.overrides), "overrides")
                     if component.dataset is not None:
                         _check_dataset(component.dataset)
                 except ConfigError as exc:
@@ -278,9 +352,13 @@ def _build_config(raw: dict) -> ExperimentConfig:
         except ConfigError as exc:
             raise ConfigError(f"methods[{index}]: {exc}") from None
         _check_overrides(method, choice.overrides, f"methods[{index}]")
+        check_hyperparameters(method, hyperparameters, f"methods[{index}]")
+    _check_distinct_rows(methods)
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+    for index, seed in enumerate(seeds):
+        SEED.check(seed, f"seeds[{index}]")
     sections = {key: _build_section(cls, raw.get(key), key) for key, cls in SECTIONS.items()}
     train, data, evaluation = sections["train"], sections["data"], sections["eval"]
     for key in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_length", "reference_batch_size"):
@@ -300,6 +378,10 @@ def _build_config(raw: dict) -> ExperimentConfig:
         _check_lora(train.lora)
     if train.dtype not in DTYPES:
         raise ConfigError(f"train.dtype: unknown dtype {train.dtype!r}; use {', '.join(DTYPES[:-1])} or {DTYPES[-1]}")
+    for key, declared in CONFIG_RANGES.items():
+        section, name = key.split(".")
+        if key != "data.heldout_fraction":
+            declared.check(getattr(sections[section], name), key)
     _check_scheduler(train.lr_scheduler)
     if not 0 < data.heldout_fraction < 1:
         raise ConfigError(f"data.heldout_fraction: must be in (0, 1), got {data.heldout_fraction}")

@@ -67,6 +67,32 @@ def _decode(data: bytes, path: Path, row: int | None = None) -> str:
         raise DataError(f"{path}: {where}: not valid UTF-8 ({exc.reason} at {offset})") from None
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    """json's object hook: a key given twice is an error (json keeps the last value silently)."""
+    keys = [key for key, _ in pairs]
+    for index, key in enumerate(keys):
+        if key in keys[:index]:
+            raise _DuplicateKey(key)
+    return dict(pairs)
+
+
+def _parse_json(text: str, path: Path, where: str):
+    """One JSON value; duplicate keys and nesting too deep to parse are errors naming ``where``."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise DataError(f"{path}: {where}, key {exc.key!r}: duplicate key (JSON would keep only the last value)") \
+            from None
+    except RecursionError:
+        raise DataError(f"{path}: {where}: JSON nested too deeply to read") from None
+
+
 def _read_jsonl(handle, path: Path) -> list[tuple[int, object]]:
     rows = []
     for number, raw in enumerate(handle, start=1):
@@ -74,7 +100,7 @@ def _read_jsonl(handle, path: Path) -> list[tuple[int, object]]:
         if not line.strip():
             continue  # a trailing blank line is not a row
         try:
-            rows.append((number, json.loads(line)))
+            rows.append((number, _parse_json(line, path, f"row {number}")))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: row {number}: invalid JSON at line {number}, column {exc.colno}: "
                             f"{exc.msg}") from None
@@ -83,7 +109,7 @@ def _read_jsonl(handle, path: Path) -> list[tuple[int, object]]:
 
 def _read_json_list(handle, path: Path) -> list[tuple[int, object]]:
     try:
-        data = json.loads(_decode(handle.read(), path))
+        data = _parse_json(_decode(handle.read(), path), path, "the file")
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, list):

@@ -60,6 +60,12 @@ def _task_index(include_path: str | None):
     return TaskManager(include_path=include_path) if include_path else TaskManager()
 
 
+def task_index(include_path: str | None = None):
+    """lm-eval's TaskManager (with ``include_path``'s extra tasks): built once per process, shared by the
+    preflight's task check and the evaluation (indexing every task takes seconds)."""
+    return _task_index(include_path)
+
+
 def leaf_tasks(index, name: str) -> list[str]:
     """An lm-eval task name, or a group expanded (recursively) into its leaf task names."""
     entry = index.task_index.get(name)

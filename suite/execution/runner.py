@@ -29,6 +29,7 @@ from suite.execution.store import (
     STATUS_RUNNING,
     RunStore,
 )
+from suite.execution.result_checks import check_result, check_weights, input_files_hash  # noqa: F401 (re-exported)
 from suite.method.registry import Method, get_method
 
 BASE_ROW = "base"
@@ -58,24 +59,6 @@ class PlannedRun:
     @property
     def feedback(self) -> str:
         return self.method.feedback if self.method else "pairwise"
-
-
-def input_files_hash(leaderboard: str | None, dataset) -> str:
-    """Hash of the files a run reads besides the code: the leaderboard spec and a local dataset file."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    paths = []
-    if leaderboard:
-        from suite.evaluation.leaderboard import LEADERBOARD_DIR
-
-        spec = Path(leaderboard)
-        paths.append(spec if spec.is_file() else LEADERBOARD_DIR / f"{leaderboard}.yaml")
-    if isinstance(dataset, dict):
-        paths.append(Path(str(dataset.get("path"))))
-    for path in paths:
-        digest.update(path.read_bytes() if path.is_file() else str(path).encode())
-    return digest.hexdigest()
 
 
 def _data_definition(config: ExperimentConfig, feedback: str) -> dict:
@@ -150,19 +133,30 @@ class Runner:
         self.store = RunStore(out_dir)
         self._fingerprints: dict[str, str] = {}
         self._leaderboard = None
+        self.data_warnings: list[str] = []  # weak data (duplicates, heavy truncation), found by the preflight
         self.launcher = None  # when set (suite.execution.launch), training runs under it instead of in this process
 
     # -- checks before anything is recorded ------------------------------------------------------
     def preflight(self, runs: list[PlannedRun]) -> None:
-        """Load the data for every feedback type and the leaderboard spec: bad input fails here, before any run."""
+        """Load the data for every feedback type and the leaderboard spec, then check what can be checked
+        before training (suite.config.preflight): bad input fails here, before any run."""
+        from suite.config.preflight import preflight
+
+        prepared = {}
         for feedback, dataset in sorted({(run.feedback, json.dumps(run.dataset)) for run in runs}):
-            self._prepare(feedback, self.config.seeds[0], json.loads(dataset))
-            if json.loads(dataset) is not None:
-                self._prepare("pairwise", self.config.seeds[0])  # its held-out pairs come from the experiment's data
+            data = self._prepare(feedback, self.config.seeds[0], json.loads(dataset))
+            prepared[(feedback, data.dataset_id)] = data
+            if json.loads(dataset) is not None:  # its held-out pairs come from the experiment's data
+                data = self._prepare("pairwise", self.config.seeds[0])
+                prepared.setdefault(("pairwise", data.dataset_id), data)
         if self.config.eval.leaderboard:
             from suite.evaluation import load_leaderboard
 
             self._leaderboard = load_leaderboard(self.config.eval.leaderboard)
+        self.data_warnings = preflight(self.config, [(run.method, run.hyperparameters, run.label) for run in runs],
+                                       prepared, self._leaderboard)
+        for warning in self.data_warnings:
+            _log(f"warning: {warning}")
 
     def _prepare(self, feedback: str, seed: int, dataset=None):
         """``feedback`` records from ``dataset`` (default: the experiment's) under the config's data options."""
@@ -226,6 +220,8 @@ class Runner:
             "started_at": utc_now(),
             "ended_at": None,
         }
+        if self.data_warnings:
+            manifest["data_warnings"] = list(self.data_warnings)
         self.store.write_manifest(run.run_id, manifest)
         try:
             metrics, lm_eval_raw = self._train_and_evaluate(run)
@@ -234,10 +230,13 @@ class Runner:
                 if samples:  # per-document correctness, for paired tests between runs (suite.analysis.statistics)
                     self.store.write_json(run.run_id, "lm_eval_samples.json", samples)
                 self.store.write_json(run.run_id, "lm_eval_results.json", lm_eval_raw)
+            check_result(run, metrics, self.config)
             self.store.write_json(run.run_id, "metrics.json", metrics)
-            manifest.update(status=STATUS_COMPLETE, ended_at=utc_now())
+            manifest.update(status=STATUS_COMPLETE, ended_at=utc_now(), checksums=self.store.checksums(run.run_id))
         except BaseException as exc:  # noqa: BLE001 — every failure is recorded, then re-raised if fatal
             manifest.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}", ended_at=utc_now())
+            if isinstance(exc, KeyboardInterrupt):
+                manifest["error"] = "interrupted (Ctrl-C): rerun the same command to resume"
             if isinstance(exc, TrainingDiverged):
                 manifest["failure"] = {"kind": "non-finite", "key": exc.key, "step": exc.step,
                                        "last_checkpoint": exc.last_checkpoint}
@@ -362,8 +361,11 @@ class Runner:
             from suite.execution.compose import ComposeContext
 
             context = ComposeContext(self, run, model, tokenizer, timings)
-            return run.method.compose(context, run.hyperparameters)  # cheap to redo from its saved components
+            model, summary = run.method.compose(context, run.hyperparameters)  # cheap to redo from its components
+            check_weights(model, run.run_id)
+            return model, summary
         model, summary = self._train(run, model, tokenizer, records, timings)
+        check_weights(model, run.run_id)
         write_json_atomic(marker, {"summary": summary, "timings": dict(timings)})
         return model, summary
 

@@ -143,12 +143,15 @@ def format_summary(report: dict, top: int = 8) -> str:
 
 def resolve_model(spec: str, base_id: str | None = None):
     """A model from an id/path, a LoRA adapter directory (applied to ``base_id``), or a run directory."""
+    from suite.core.io import read_json_object
     from suite.modeling.models import load_model, load_trained
 
     path = Path(spec)
     if (path / "model").is_dir():  # a run directory
-        manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
-        return load_trained(path / "model", base_id or manifest.get("model"))
+        manifest = read_json_object(path / "manifest.json") if (path / "manifest.json").is_file() else {}
+        config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+        dtype = (config.get("train") or {}).get("dtype") if isinstance(config.get("train"), dict) else None
+        return load_trained(path / "model", base_id or manifest.get("model"), dtype)
     if (path / "adapter_config.json").is_file():
         if base_id is None:
             raise ConfigError(f"{spec}: a LoRA adapter needs its base model")

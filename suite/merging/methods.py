@@ -143,6 +143,8 @@ def merge_state_dicts(base: dict, tuned: list[dict], method_id: str, weights: li
     weights = [1.0] * len(tuned) if weights is None else list(weights)
     if len(weights) != len(tuned) or not tuned:
         raise ConfigError(f"merge: {len(tuned)} models but {len(weights)} weights")
+    if not all(isinstance(w, (int, float)) and math.isfinite(w) for w in weights):
+        raise ConfigError(f"merge: weights must be finite numbers, got {weights}")
     if method.models is not None and len(tuned) != method.models:
         raise ConfigError(f"merge method {method.id!r} merges exactly {method.models} models, got {len(tuned)}")
     for index, state in enumerate(tuned):

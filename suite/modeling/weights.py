@@ -74,3 +74,12 @@ def hoyer_sparsity(entries: int, l1: float, l2: float) -> float:
     return (root - l1 / l2) / (root - 1)
 
 
+
+
+def first_non_finite(state: dict) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or an infinity, or None: a model with one
+    is no result (a failed merge or run), however it was made."""
+    for name, tensor in state.items():
+        if hasattr(tensor, "is_floating_point") and tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            return name
+    return None

@@ -24,6 +24,9 @@ CORPUS = BAD_INPUTS
 REPO = REPO_ROOT
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text())["cases"]
 SUBPROCESS_CASES = [case for case in CASES if case.get("subprocess")]
+# Cases that need lm-eval's whole task index (seconds to build) run with the slow tests.
+PARAMETRIZED = [pytest.param(case, id=case["id"], marks=[pytest.mark.slow] if case.get("slow") else [])
+                for case in CASES]
 
 
 def _expand(text: str, tmp_path: Path) -> str:
@@ -74,14 +77,14 @@ def run_cli(argv: list[str]) -> int:
 
 def test_the_corpus_is_large_and_every_file_in_it_is_used():
     ids = [case["id"] for case in CASES]
-    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+    assert len(ids) >= 100 and len(set(ids)) == len(ids)
     # the cases, and the configs (data files are named there too)
     index = "".join(path.read_text(errors="replace") for path in [CORPUS / "cases.yaml", *CORPUS.glob("configs/*")])
-    for folder in ("configs", "data", "leaderboards", "mirrors", "stores"):
+    for folder in ("configs", "data", "leaderboards", "mirrors", "stores", "recipes", "models"):
         for item in (CORPUS / folder).iterdir():
             assert f"{folder}/{item.name}" in index, f"{folder}/{item.name} is in the corpus but no case uses it"
     for case in CASES:
-        assert set(case) <= {"id", "args", "env", "exit", "message", "subprocess"}, case["id"]
+        assert set(case) <= {"id", "args", "env", "exit", "message", "subprocess", "slow"}, case["id"]
         assert case["exit"] != 0 and re.compile(case["message"])
 
 
@@ -98,7 +101,7 @@ def test_the_valid_base_config_passes_the_preflight(monkeypatch, tmp_path, refus
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+@pytest.mark.parametrize("case", PARAMETRIZED)
 def test_bad_input_gives_one_clear_error(case, monkeypatch, tmp_path, capsys, refuse_model_loading):
     monkeypatch.chdir(CORPUS)
     monkeypatch.delenv("ALIGNSUITE_DATA", raising=False)  # only the cases that name a mirror get one
