@@ -151,7 +151,7 @@ class Runner:
     def __init__(self, config: ExperimentConfig, out_dir: Path):
         self.config = config
         self.store = RunStore(out_dir)
-        self.fingerprints: dict[str, str] = {}  # model id -> its weights' fingerprint (the reference cache's key)
+        self._fingerprints: dict[str, str] = {}  # model id -> its weights' fingerprint (see base_fingerprint)
         self._leaderboard = None
         self.launcher = None  # when set (suite.execution.launch), training runs under it instead of in this process
 
@@ -279,7 +279,7 @@ class Runner:
         from transformers import set_seed
 
         from suite.evaluation.alignment import alignment_metrics
-        from suite.modeling.models import cache_root, load_model, model_fingerprint
+        from suite.modeling.models import cache_root, load_model
         from suite.modeling.reference import ReferenceCache
 
         cfg, run_dir = self.config, self.store.run_dir(run.run_id)
@@ -288,9 +288,7 @@ class Runner:
         started = time.perf_counter()
         loaded = load_model(cfg.model, dtype=cfg.train.dtype)
         model, tokenizer = loaded.model, loaded.tokenizer
-        if cfg.model not in self.fingerprints:
-            self.fingerprints[cfg.model] = model_fingerprint(model)
-        cache = ReferenceCache(cache_root() / "reference_logps", self.fingerprints[cfg.model])
+        cache = ReferenceCache(cache_root() / "reference_logps", self.base_fingerprint(model))
         data = self.prepare_data(run.feedback, run.seed, run.dataset)
         # held-out pairs always come from the experiment's data, so every row is measured on the same pairs
         heldout = data if run.dataset is None else self.prepare_data("pairwise", run.seed)
@@ -393,9 +391,9 @@ class Runner:
         """The fingerprint of the experiment's model, ``model`` freshly loaded (computed once per model id)."""
         from suite.modeling.models import model_fingerprint
 
-        if self.config.model not in self.fingerprints:
-            self.fingerprints[self.config.model] = model_fingerprint(model)
-        return self.fingerprints[self.config.model]
+        if self.config.model not in self._fingerprints:
+            self._fingerprints[self.config.model] = model_fingerprint(model)
+        return self._fingerprints[self.config.model]
 
     def train_offline(self, run: PlannedRun, model, tokenizer, records: list, timings: dict, *,
                       reference_fingerprint: str | None = None, stage: int | None = None, stages: int | None = None,
