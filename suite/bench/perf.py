@@ -6,7 +6,7 @@ In one run, on one machine:
 * **DPO, ours vs TRL** — the same model, the same first N = steps × batch pairs of ``hh-rlhf-harmless``
   (the runner's training side of the split; pairs whose two sequences carry differently truncated prompts
   are skipped so that both trainers can be fed identical token ids), the same batch size, max_length,
-  steps, AdamW, learning-rate schedule, seed and precision. Ours runs through ``Runner._train``, the
+  steps, AdamW, learning-rate schedule, seed and precision. Ours runs through ``Runner.train_offline``, the
   runner's own code path, with a cold reference cache (its reference log-probs are computed inside the
   timed span); TRL runs its ``DPOTrainer`` as shipped (a live reference model by default), fed our token
   ids so it does the same work. Each training runs in its own subprocess (a clean peak RSS), alternating
@@ -180,7 +180,7 @@ def prepare_inputs(model_name: str, count: int, max_length: int, seed: int, work
     tokenizer = load_model(str(model_dir)).tokenizer
     config = build_config({"name": "perf", "model": str(model_dir), "dataset": DATASET, "methods": ["dpo"],
                            "seeds": [seed], "data": {"train_max": 4 * count}, "eval": {"leaderboard": None}})
-    records = Runner(config, workdir / "results")._prepare("pairwise", seed).train
+    records = Runner(config, workdir / "results").prepare_data("pairwise", seed).train
     chosen, skipped = [], 0
     for pair in records:
         if len(chosen) == count:
@@ -246,13 +246,12 @@ def _matmul_params(model) -> int:
 
 
 def _train_ours(spec: dict, model, tokenizer, pairs) -> dict:
-    """Through ``Runner._train``: examples, reference cache (cold), LoRA, TrainSettings, ``train``."""
+    """Through ``Runner.train_offline``: examples, reference cache (cold), LoRA, TrainSettings, ``train``."""
     from transformers import set_seed
 
     import suite.training.packing
     from suite.config.schema import TrainConfig, build_config
     from suite.execution.runner import Runner, plan_runs
-    from suite.modeling.models import model_fingerprint
 
     suite.training.packing.enabled = spec["packing"]
     train = {"max_steps": spec["steps"], "per_device_batch_size": spec["batch_size"],
@@ -265,11 +264,11 @@ def _train_ours(spec: dict, model, tokenizer, pairs) -> dict:
                            "eval": {"leaderboard": None}})
     runner = Runner(config, Path(spec["workdir"]) / "results")
     run = next(r for r in plan_runs(config) if r.method is not None)
-    runner._fingerprints[config.model] = model_fingerprint(model)
+    runner.base_fingerprint(model)  # outside the timed span, as before any run
     set_seed(spec["seed"])
     timings: dict = {}
     started = time.perf_counter()
-    _, summary = runner._train(run, model, tokenizer, pairs, timings, save=False)
+    _, summary = runner.train_offline(run, model, tokenizer, pairs, timings)
     wall = time.perf_counter() - started
     log = runner.store.run_dir(run.run_id) / "train_log.jsonl"
     losses = [r["loss"] for r in map(json.loads, log.read_text().splitlines()) if "loss" in r]

@@ -7,7 +7,9 @@
 
 Every executor hands a run to ``Runner.execute_claimed``, so runs share nothing but the results folder:
 a run is claimed there (``RunStore.claim``) before it trains, and a composite run waits until its
-components have finished. Remote Ray workers must see the same results folder (a shared file system).
+components have finished (:func:`schedule`, the one scheduling loop). A worker process builds its own
+runner from the runner's class (:func:`execute_one`), so this module never imports the runner.
+Remote Ray workers must see the same results folder (a shared file system).
 """
 
 from __future__ import annotations
@@ -34,15 +36,53 @@ def get_executor(name: str, **options):
     return EXECUTORS[name](**options)
 
 
-def _outcome(run, status: str):
-    from suite.execution.runner import RunOutcome
+@dataclass
+class RunOutcome:
+    run_id: str
+    method: str
+    status: str  # complete | failed | skipped | elsewhere
 
+
+def _outcome(run, status: str) -> RunOutcome:
     return RunOutcome(run.run_id, run.method_id, status)
 
 
 def ready_runs(pending: list, outcomes: dict) -> list:
     """The pending runs whose components (other runs) have all finished."""
     return [run for run in pending if all(component in outcomes for component in run.components.values())]
+
+
+def schedule(todo: list, outcomes: dict, submit, wait_one) -> None:
+    """Start every run whose components have finished, wait for one to finish, repeat until all are done.
+
+    ``submit(run)`` starts a run and returns a handle; ``wait_one(handles)`` blocks until at least one
+    has finished and returns the finished handles with their statuses, as ``[(handle, status), ...]``.
+    """
+    pending, running = list(todo), {}
+    while pending or running:
+        for run in ready_runs(pending, outcomes):
+            pending.remove(run)
+            running[submit(run)] = run
+        if not running:  # a component can only be missing if planning went wrong
+            raise SuiteError(f"runs waiting on components that never ran: {[r.run_id for r in pending]}")
+        for handle, status in wait_one(list(running)):
+            run = running.pop(handle)
+            outcomes[run.run_id] = _outcome(run, status)
+
+
+def execute_one(runner_class, config, out_dir: str, run, launcher=None) -> str:
+    """A worker's part: a runner of its own on the shared results folder, which claims and executes ``run``."""
+    runner = runner_class(config, Path(out_dir))
+    runner.launcher = launcher
+    runner.preflight([run])
+    return runner.execute_claimed(run)
+
+
+def _claim_device(slots, devices: list[str]) -> None:
+    """Worker start: take a slot; with GPUs, see only that slot's one (set before the worker starts CUDA)."""
+    slot = slots.get()
+    if devices:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
 
 
 @register_executor
@@ -61,16 +101,33 @@ class LocalExecutor:
 @register_executor
 @dataclass
 class ProcessExecutor:
-    """``jobs`` spawned worker processes on this machine (``suite.execution.runner._execute_in_parallel``)."""
+    """``jobs`` spawned worker processes on this machine that share nothing but the files on disk, one GPU
+    each when there are GPUs."""
 
     name = "processes"
     jobs: int = 2
 
     def execute(self, runner, todo: list, outcomes: dict) -> None:
-        from suite.execution.runner import _execute_in_parallel
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        _execute_in_parallel(runner.config, runner.store.root, todo, self.jobs, outcomes,
-                             launcher=getattr(runner, "launcher", None))
+        import torch
+
+        context = multiprocessing.get_context("spawn")  # a clean interpreter each: no forked torch state
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+        slots = context.Queue()
+        for slot in range(self.jobs):
+            slots.put(slot)
+        launcher, out_dir = getattr(runner, "launcher", None), str(runner.store.root)
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_claim_device,
+                                 initargs=(slots, devices)) as pool:
+            def wait_one(futures):
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                return [(future, future.result()) for future in done]
+
+            schedule(todo, outcomes, lambda run: pool.submit(execute_one, type(runner), runner.config, out_dir, run,
+                                                            launcher), wait_one)
 
 
 def _import_ray():
@@ -102,8 +159,6 @@ class RayExecutor:
         return {"num_cpus": self.cpus_per_run, "num_gpus": gpus}
 
     def execute(self, runner, todo: list, outcomes: dict) -> None:
-        from suite.execution.runner import _execute_one
-
         ray = _import_ray()
         if not todo:
             return
@@ -115,19 +170,15 @@ class RayExecutor:
         try:
             launcher = getattr(runner, "launcher", None)
             resources = self.resources(launcher, ray.cluster_resources())
-            task = ray.remote(_execute_one).options(**resources)
+            task = ray.remote(execute_one).options(**resources)
             out_dir = str(Path(runner.store.root).resolve())
-            pending, running = list(todo), {}
-            while pending or running:
-                for run in ready_runs(pending, outcomes):
-                    pending.remove(run)
-                    running[task.remote(runner.config, out_dir, run, launcher)] = run
-                if not running:
-                    raise SuiteError(f"runs waiting on components that never ran: {[r.run_id for r in pending]}")
-                done, _ = ray.wait(list(running), num_returns=1)
-                for ref in done:
-                    run = running.pop(ref)
-                    outcomes[run.run_id] = _outcome(run, ray.get(ref))
+
+            def wait_one(refs):
+                done, _ = ray.wait(refs, num_returns=1)
+                return [(ref, ray.get(ref)) for ref in done]
+
+            schedule(todo, outcomes, lambda run: task.remote(type(runner), runner.config, out_dir, run, launcher),
+                     wait_one)
         finally:
             if started_here:
                 ray.shutdown()

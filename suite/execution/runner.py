@@ -1,7 +1,9 @@
 """The common runner: expand a config into runs, train each method under identical conditions,
 evaluate every model (lm-eval leaderboard + held-out alignment metrics), store everything.
 
-The runner knows methods only through the registry: feedback type, reference need, objective.
+The runner knows methods only through the registry: feedback type, reference need, objective and the
+extra inputs it declares. Methods that need more of the runner (composites, staged methods, the online
+family, reward models) get a :class:`suite.execution.context.RunContext`, its public interface.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from suite.core.io import (
     utc_now,
     write_json_atomic,
 )
+from suite.execution.executors import RunOutcome, default_executor, get_executor
 from suite.execution.store import (
     STATUS_COMPLETE,
     STATUS_FAILED,
@@ -131,7 +134,7 @@ class Runner:
     def __init__(self, config: ExperimentConfig, out_dir: Path):
         self.config = config
         self.store = RunStore(out_dir)
-        self._fingerprints: dict[str, str] = {}
+        self._fingerprints: dict[str, str] = {}  # model id -> its weights' fingerprint (see base_fingerprint)
         self._leaderboard = None
         self.data_warnings: list[str] = []  # weak data (duplicates, heavy truncation), found by the preflight
         self.launcher = None  # when set (suite.execution.launch), training runs under it instead of in this process
@@ -144,10 +147,10 @@ class Runner:
 
         prepared = {}
         for feedback, dataset in sorted({(run.feedback, json.dumps(run.dataset)) for run in runs}):
-            data = self._prepare(feedback, self.config.seeds[0], json.loads(dataset))
+            data = self.prepare_data(feedback, self.config.seeds[0], json.loads(dataset))
             prepared[(feedback, data.dataset_id)] = data
             if json.loads(dataset) is not None:  # its held-out pairs come from the experiment's data
-                data = self._prepare("pairwise", self.config.seeds[0])
+                data = self.prepare_data("pairwise", self.config.seeds[0])
                 prepared.setdefault(("pairwise", data.dataset_id), data)
         if self.config.eval.leaderboard:
             from suite.evaluation import load_leaderboard
@@ -158,12 +161,13 @@ class Runner:
         for warning in self.data_warnings:
             _log(f"warning: {warning}")
 
-    def _prepare(self, feedback: str, seed: int, dataset=None):
-        """``feedback`` records from ``dataset`` (default: the experiment's) under the config's data options."""
+    def prepare_data(self, feedback: str, seed: int, dataset=None, train_max: int | None = None):
+        """``feedback`` records from ``dataset`` (default: the experiment's) under the config's data options;
+        ``data.train_max`` training records, else ``train_max``, else what ``train.max_steps`` consumes."""
         from suite.data import prepare_data
 
         cfg = self.config
-        train_max = cfg.data.train_max or (
+        train_max = cfg.data.train_max or train_max or (
             cfg.train.max_steps * cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps
         )
         return prepare_data(
@@ -274,7 +278,7 @@ class Runner:
         from transformers import set_seed
 
         from suite.evaluation.alignment import alignment_metrics
-        from suite.modeling.models import cache_root, load_model, model_fingerprint
+        from suite.modeling.models import cache_root, load_model
         from suite.modeling.reference import ReferenceCache
 
         cfg, run_dir = self.config, self.store.run_dir(run.run_id)
@@ -283,12 +287,10 @@ class Runner:
         started = time.perf_counter()
         loaded = load_model(cfg.model, dtype=cfg.train.dtype)
         model, tokenizer = loaded.model, loaded.tokenizer
-        if cfg.model not in self._fingerprints:
-            self._fingerprints[cfg.model] = model_fingerprint(model)
-        cache = ReferenceCache(cache_root() / "reference_logps", self._fingerprints[cfg.model])
-        data = self._prepare(run.feedback, run.seed, run.dataset)
+        cache = ReferenceCache(cache_root() / "reference_logps", self.base_fingerprint(model))
+        data = self.prepare_data(run.feedback, run.seed, run.dataset)
         # held-out pairs always come from the experiment's data, so every row is measured on the same pairs
-        heldout = data if run.dataset is None else self._prepare("pairwise", run.seed)
+        heldout = data if run.dataset is None else self.prepare_data("pairwise", run.seed)
         pairs = heldout.heldout_pairs[: cfg.eval.alignment_pairs]
         # Warm the cache with the base model's held-out log-probs before training changes the weights.
         alignment_kwargs = dict(
@@ -353,36 +355,58 @@ class Runner:
         if marker.is_file() and (run_dir / "model").is_dir():
             saved = json.loads(marker.read_text())
             _log(f"{run.run_id}: training finished in an earlier attempt; evaluating its saved model")
+            if not saved.get("policy", True):  # its model/ is no policy (a reward model): nothing to evaluate
+                timings.update(saved["timings"])
+                return None, saved["summary"]
             started = time.perf_counter()
             model = load_trained(run_dir / "model", self.config.model, self.config.train.dtype)
             timings.update(saved["timings"], reload_trained_s=time.perf_counter() - started)
             return model, saved["summary"]
-        if run.method.compose is not None:
-            from suite.execution.compose import ComposeContext
+        from suite.execution.context import RunContext
 
-            context = ComposeContext(self, run, model, tokenizer, timings)
-            model, summary = run.method.compose(context, run.hyperparameters)  # cheap to redo from its components
+        context = RunContext(self, run, model, tokenizer, timings)
+        if run.method.compose is not None:
+            model, summary = run.method.compose(context, run.hyperparameters)  # cheap to redo from its saved components
             check_weights(model, run.run_id)
             return model, summary
-        model, summary = self._train(run, model, tokenizer, records, timings)
-        check_weights(model, run.run_id)
-        write_json_atomic(marker, {"summary": summary, "timings": dict(timings)})
+        model, summary = self.train_method(context, records)
+        if model is not None:
+            check_weights(model, run.run_id)
+        write_json_atomic(marker, {"summary": summary, "timings": dict(timings), "policy": model is not None})
         return model, summary
 
-    def _train(self, run: PlannedRun, model, tokenizer, records: list, timings: dict,
-               reference_fingerprint: str | None = None, save: bool = True):
-        """Train ``run.method`` on ``records`` from ``model`` (which is also the reference: its weights'
-        fingerprint is ``reference_fingerprint``, default the base model's); returns (merged model, summary).
+    def train_method(self, context, records: list):
+        """Train ``context.run``'s method on ``records`` from ``context.base_model``: through the method's
+        own ``train_loop`` when it has one, else one pass of the offline trainer. The result is saved as
+        the run's ``model/`` when the context saves (always for a run: a rerun after a kill during
+        evaluation starts from it; removed later if not kept). Returns (model with plain weights — or None
+        for a run that trains no policy —, train summary)."""
+        run = context.run
+        if run.method.train_loop is not None:
+            return run.method.train_loop(context, run.hyperparameters, records, save=context.save)
+        model, summary = context.train_offline(context.base_model, records)
+        context.save_model(model)
+        if self.config.train.lora is not None:
+            model = model.merge_and_unload()  # plain weights for evaluation
+        return model, summary
 
-        A staged method trains on consecutive chunks of the data, one per stage, each stage starting
-        from — and using as its reference — the model the previous stage produced (the base for stage 1).
-        """
-        if run.method.train_loop is not None:  # reward models and the online family run their own loop
-            from suite.execution.compose import ComposeContext
+    def base_fingerprint(self, model) -> str:
+        """The fingerprint of the experiment's model, ``model`` freshly loaded (computed once per model id)."""
+        from suite.modeling.models import model_fingerprint
 
-            return run.method.train_loop(ComposeContext(self, run, model, tokenizer, timings), run.hyperparameters,
-                                         records, save=save)
-        from suite.modeling.models import add_lora, cache_root, model_fingerprint
+        if self.config.model not in self._fingerprints:
+            self._fingerprints[self.config.model] = model_fingerprint(model)
+        return self._fingerprints[self.config.model]
+
+    def train_offline(self, run: PlannedRun, model, tokenizer, records: list, timings: dict, *,
+                      reference_fingerprint: str | None = None, stage: int | None = None, stages: int | None = None,
+                      max_steps: int | None = None):
+        """Train ``run.method`` with the offline trainer on ``records`` from ``model``, which is also the
+        reference (its weights' fingerprint is ``reference_fingerprint``, default the base model's).
+        ``stage`` (1-based, of ``stages``) makes it one stage of a staged method, ``max_steps`` its steps
+        (default ``train.max_steps``). Returns (trained model, with its LoRA adapter when LoRA is used;
+        train summary). Nothing is saved but checkpoints."""
+        from suite.modeling.models import add_lora, cache_root
         from suite.modeling.reference import ReferenceCache
         from suite.training.trainer import (
             TrainSettings,
@@ -392,62 +416,43 @@ class Runner:
         )
 
         cfg, method, run_dir = self.config, run.method, self.store.run_dir(run.run_id)
-        stages = int(run.hyperparameters["stages"]) if method.staged else 1
-        if stages < 1 or stages > cfg.train.max_steps or stages > len(records):
-            raise SuiteError(f"{method.id}: stages={stages} must be between 1 and min(max_steps, training records)")
-        summaries = []
-        for stage in range(stages):
-            chunk = records[stage * len(records) // stages : (stage + 1) * len(records) // stages]
-            steps = cfg.train.max_steps // stages + (1 if stage < cfg.train.max_steps % stages else 0)
-            started = time.perf_counter()
-            examples = build_examples(chunk, tokenizer, cfg.train.max_length, "mismatched_pairs" in method.extra_inputs)
-            cache = None
-            if method.needs_reference:
-                fingerprint = (reference_fingerprint or self._fingerprints[cfg.model]) if stage == 0 \
-                    else model_fingerprint(model)
-                cache = ReferenceCache(cache_root() / "reference_logps", fingerprint)
-                attach_reference_logps(examples, cache, model, tokenizer.pad_token_id, cfg.train.reference_batch_size)
-            timings["reference_s"] = timings.get("reference_s", 0.0) + time.perf_counter() - started
-            where = f" (stage {stage + 1}/{stages})" if stages > 1 else ""
-            cache_note = f" (reference cache: {cache.hits} hits, {cache.computed} computed)" if cache else ""
-            _log(f"{run.run_id}: training {method.id}{where} on {len(examples)} {run.feedback} examples{cache_note}")
-            if stage > 0:  # a later stage starts from the same RNG state whether or not earlier ones resumed
-                from transformers import set_seed
+        started = time.perf_counter()
+        examples = build_examples(records, tokenizer, cfg.train.max_length, "mismatched_pairs" in method.extra_inputs)
+        cache = None
+        if method.needs_reference:
+            cache = ReferenceCache(cache_root() / "reference_logps", reference_fingerprint or self.base_fingerprint(model))
+            attach_reference_logps(examples, cache, model, tokenizer.pad_token_id, cfg.train.reference_batch_size)
+        timings["reference_s"] = timings.get("reference_s", 0.0) + time.perf_counter() - started
+        where = f" (stage {stage}/{stages})" if stage else ""
+        cache_note = f" (reference cache: {cache.hits} hits, {cache.computed} computed)" if cache else ""
+        _log(f"{run.run_id}: training {method.id}{where} on {len(examples)} {run.feedback} examples{cache_note}")
+        if stage and stage > 1:  # a later stage starts from the same RNG state whether or not earlier ones resumed
+            from transformers import set_seed
 
-                set_seed(run.seed + stage)
-            if cfg.train.lora is not None:
-                model = add_lora(model, cfg.train.lora)
-            settings = TrainSettings(
-                max_steps=steps,
-                per_device_batch_size=cfg.train.per_device_batch_size,
-                gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
-                learning_rate=float(run.hyperparameters["learning_rate"]),
-                lr_scheduler=cfg.train.lr_scheduler,
-                warmup_ratio=cfg.train.warmup_ratio,
-                weight_decay=cfg.train.weight_decay,
-                max_grad_norm=cfg.train.max_grad_norm,
-                seed=run.seed,
-                bf16=cfg.train.bf16,
-                checkpoint_steps=cfg.train.checkpoint_steps,
-            )
-            started = time.perf_counter()
-            train_function = self.launcher or train  # the launcher (suite.execution.launch) trains in other processes
-            summary = train_function(model, tokenizer, method, run.hyperparameters, examples, settings, run_dir,
-                                     stage=stage + 1 if stages > 1 else None)
-            if cache is not None:
-                summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
-            timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - started
-            summaries.append(summary)
-            if cfg.train.lora is not None and stage + 1 < stages:
-                model = model.merge_and_unload()  # the next stage's base and reference
-        if cfg.train.lora is not None and stages > 1:
-            model = model.merge_and_unload()  # a staged run's result is the merged model, not its last adapter
-        if save:  # always: a rerun after a kill during evaluation starts from it (removed later if not kept)
-            model.save_pretrained(run_dir / "model", safe_serialization=True)
-            tokenizer.save_pretrained(run_dir / "model")
-        if cfg.train.lora is not None and stages == 1:
-            model = model.merge_and_unload()  # plain weights for evaluation
-        return model, _combine_stage_summaries(summaries)
+            set_seed(run.seed + stage - 1)
+        if cfg.train.lora is not None:
+            model = add_lora(model, cfg.train.lora)
+        settings = TrainSettings(
+            max_steps=max_steps or cfg.train.max_steps,
+            per_device_batch_size=cfg.train.per_device_batch_size,
+            gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+            learning_rate=float(run.hyperparameters["learning_rate"]),
+            lr_scheduler=cfg.train.lr_scheduler,
+            warmup_ratio=cfg.train.warmup_ratio,
+            weight_decay=cfg.train.weight_decay,
+            max_grad_norm=cfg.train.max_grad_norm,
+            seed=run.seed,
+            bf16=cfg.train.bf16,
+            checkpoint_steps=cfg.train.checkpoint_steps,
+        )
+        started = time.perf_counter()
+        train_function = self.launcher or train  # the launcher (suite.execution.launch) trains in other processes
+        summary = train_function(model, tokenizer, method, run.hyperparameters, examples, settings, run_dir,
+                                 stage=stage)
+        if cache is not None:
+            summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
+        timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - started
+        return model, summary
 
 
 # Facts about how training went that a rerun may see differently (cache hits, a resume), kept apart
@@ -466,28 +471,6 @@ def split_execution_facts(summary: dict) -> tuple[dict, dict]:
     return summary, execution
 
 
-def _combine_stage_summaries(summaries: list[dict]) -> dict:
-    """One train summary for the run; a staged run also keeps its per-stage summaries."""
-    if len(summaries) == 1:
-        return summaries[0]
-    combined = dict(summaries[-1])
-    combined.update(
-        steps=sum(s["steps"] for s in summaries),
-        runtime_s=sum(s["runtime_s"] or 0.0 for s in summaries),
-        examples=sum(s["examples"] for s in summaries),
-        mean_loss=sum(s["mean_loss"] * s["steps"] for s in summaries) / max(1, sum(s["steps"] for s in summaries)),
-        stages=summaries,
-    )
-    return combined
-
-
-@dataclass
-class RunOutcome:
-    run_id: str
-    method: str
-    status: str  # complete | failed | skipped | elsewhere
-
-
 def default_jobs() -> int:
     """Runs at once when not told: one per GPU (each worker gets its own), else one."""
     import torch
@@ -500,8 +483,6 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1, execu
     """Plan, check, then execute every run not already complete on an executor (``suite.execution.executors``:
     ``local`` in this process, ``processes`` — ``jobs`` at a time —, ``ray``); a composite waits for its
     components. ``launcher`` (``suite.execution.launch``) runs each training under ``accelerate launch``."""
-    from suite.execution.executors import default_executor, get_executor
-
     runner = Runner(config, Path(out_dir))
     runner.launcher = launcher
     runs = plan_runs(config)
@@ -517,54 +498,6 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1, execu
     chosen = get_executor(executor or default_executor(jobs), jobs=jobs, **(executor_options or {}))
     chosen.execute(runner, todo, outcomes)
     return [outcomes[run.run_id] for run in runs]
-
-
-def _execute_in_parallel(config, out_dir: Path, todo: list[PlannedRun], jobs: int, outcomes: dict,
-                         launcher=None) -> None:
-    """Independent runs in ``jobs`` worker processes that share nothing but the files on disk."""
-    import multiprocessing
-    import os
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    import torch
-
-    context = multiprocessing.get_context("spawn")  # a clean interpreter each: no forked torch state
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-    slots = context.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
-    pending, running = list(todo), {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_claim_device,
-                             initargs=(slots, devices)) as pool:
-        while pending or running:
-            finished = set(outcomes)
-            ready = [run for run in pending if all(c in finished for c in run.components.values())]
-            for run in ready:
-                pending.remove(run)
-                running[pool.submit(_execute_one, config, str(out_dir), run, launcher)] = run
-            if not running:  # a component can only be missing if planning went wrong
-                raise SuiteError(f"runs waiting on components that never ran: {[r.run_id for r in pending]}")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                run = running.pop(future)
-                outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, future.result())
-
-
-def _claim_device(slots, devices: list[str]) -> None:
-    """Worker start: take a slot; with GPUs, see only that slot's one (set before the worker starts CUDA)."""
-    import os
-
-    slot = slots.get()
-    if devices:
-        os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
-
-
-def _execute_one(config: ExperimentConfig, out_dir: str, run: PlannedRun, launcher=None) -> str:
-    runner = Runner(config, Path(out_dir))
-    runner.launcher = launcher
-    runner.preflight([run])
-    return runner.execute_claimed(run)
 
 
 def require_all_complete(outcomes: list[RunOutcome]) -> None:

@@ -109,6 +109,14 @@ class FeedbackBatch:
 
 Objective = Callable[[FeedbackBatch, dict], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
 
+# What a method may declare in ``Method.extra_inputs``: the offline trainer's extra work per batch.
+EXTRA_INPUTS = {
+    "mismatched_pairs": "prompt i with completion i+1, with its reference log-prob (KTO's KL estimate)",
+    "sequence_kl": "Σ_t KL(π_ref ‖ π_θ) per sequence: the reference model is run live next to the policy (TDPO)",
+    "values": "a value head V(x) trained next to the policy, in its own optimizer group (DRO)",
+    "delta_l1": "Σ|θ − θ_0| over the trainable delta, for a sparsity penalty (PAFT's sparse SFT)",
+}
+
 
 @dataclass(frozen=True)
 class Component:
@@ -132,26 +140,28 @@ class Method:
     defaults: dict  # hyper-parameters with the paper's values (beta, learning_rate, ...)
     objective: Objective | None  # None for composite methods, which train nothing themselves
     description: str = ""
-    # What the trainer must add to the batch beyond log-probs, lengths and per-token log-probs:
-    # "mismatched_pairs" (KTO's KL estimate), "sequence_kl" (TDPO: needs the reference distribution at
-    # every position, so the reference model is run live), "values" (DRO: a value head V(x) is trained),
-    # "delta_l1" (PAFT: the L1 norm of the trainable delta, for a sparsity penalty).
+    # What the offline trainer must add to the batch beyond log-probs, lengths and per-token log-probs:
+    # names from EXTRA_INPUTS (checked when the method registers). The engine serves these declarations
+    # and never asks which method it trains.
     extra_inputs: frozenset = field(default_factory=frozenset)
     # Multi-stage methods (sDPO): the data is split into ``hyperparameters["stages"]`` chunks trained in
-    # turn, each stage's reference and initialisation being the previous stage's model.
+    # turn, each stage's reference and initialisation being the previous stage's model. The staging is
+    # the method's own ``train_loop`` (it drives the offline trainer through the run context).
     staged: bool = False
     # Trains against a separately trained reward model (RLHF/PPO, RLOO, ...), not only against data.
     needs_reward_model: bool = False
     # Composite methods (PAFT, SFT→DPO) are built from other runs: ``components(hyperparameters)`` names
     # them ({name: Component}); ``compose(context, hyperparameters)`` returns (model, train summary) from
-    # them, through a :class:`suite.execution.compose.ComposeContext` (load a component, merge, train further).
+    # them, through a :class:`suite.execution.context.RunContext` (load a component, merge, train further).
     components: Callable[[dict], dict] | None = None
     compose: Callable | None = None
-    # Methods with a training loop of their own (reward models, the online family): the runner calls
-    # ``train_loop(context, hyperparameters, records, save=...)`` instead of the offline trainer, with a
-    # ComposeContext (its ``components``, e.g. a reward model, are planned and loaded as for composites).
-    # It returns (trained policy, train summary), or (None, summary) for a run that trains no policy: the
-    # summary's ``alignment`` then holds the run's own held-out metrics and no leaderboard is run.
+    # Methods with a training loop of their own (staged methods, reward models, the online family): the
+    # runner calls ``train_loop(context, hyperparameters, records, save=...)`` instead of the offline
+    # trainer, with a RunContext (its ``components``, e.g. a reward model, are planned and loaded as for
+    # composites). With an ``objective`` too, the loop drives the offline trainer with it
+    # (``context.train_offline``). It returns (trained policy, train summary), or (None, summary) for a
+    # run that trains no policy: the summary's ``alignment`` then holds the run's own held-out metrics
+    # and no leaderboard is run.
     train_loop: Callable | None = None
     # Declared ranges of hyper-parameters ({name: suite.core.ranges.Range}) where this method's differ from
     # the registry-wide ones (suite.method.ranges.COMMON_RANGES); checked when a config is read.
@@ -196,11 +206,19 @@ def register(method: Method) -> Method:
         allowed = dict((d, v) for _, d, v in TAXONOMY).get(direction)
         if allowed is None or value not in allowed:
             raise ValueError(f"method {method.id!r}: bad taxonomy tag {direction}={value!r}")
-    trainers = [part for part in (method.objective, method.compose, method.train_loop) if part is not None]
-    if len(trainers) != 1 or (method.compose is not None and method.components is None) \
+    trains = method.objective is not None or method.train_loop is not None
+    if (method.compose is not None) == trains or (method.compose is not None and method.components is None) \
             or (method.components is not None and method.compose is None and method.train_loop is None):
-        raise ValueError(f"method {method.id!r}: give an objective, both components and compose, or a train_loop "
-                         "(with optional components)")
+        raise ValueError(f"method {method.id!r}: give an objective and/or a train_loop (with optional components), "
+                         "or both components and compose")
+    unknown = sorted(set(method.extra_inputs) - set(EXTRA_INPUTS))
+    if unknown:
+        raise ValueError(f"method {method.id!r}: unknown extra_inputs {unknown}; known: {sorted(EXTRA_INPUTS)}")
+    if method.extra_inputs and method.objective is None:
+        raise ValueError(f"method {method.id!r}: extra_inputs are served to an objective, and it has none")
+    if method.staged and (method.train_loop is None or "stages" not in method.defaults):
+        raise ValueError(f"method {method.id!r}: a staged method needs a 'stages' hyper-parameter and a train_loop "
+                         "that trains the stages")
     from suite.method.ranges import missing_ranges
 
     if missing_ranges(method):

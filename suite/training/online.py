@@ -39,10 +39,10 @@ from typing import Callable
 
 import torch
 
-from suite.core.errors import ConfigError, DataError, check_finite
+from suite.core.errors import ConfigError, DataError
 from suite.method.registry import Component
 from suite.modeling.sequences import EncodedSequence, encode_prompt, left_padded_prompts
-from suite.training.loop import PeakMemory, TrainLog, training_device
+from suite.training.loop import LoopSettings, StepLoop, training_device
 
 REWARD_MODEL_COMPONENT = "reward_model"
 # Held-out answers are sampled with this seed (plus the run's) before and after training, in every run.
@@ -424,13 +424,16 @@ def build_value_model(policy, reward_fn, tokenizer, lora: dict | None):
 
 
 def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, save: bool = True):
-    """Train the policy with ``algorithm`` (see the module docstring); returns (policy, train summary)."""
-    from transformers import get_scheduler
+    """Train the policy with ``algorithm`` (see the module docstring); returns (policy, train summary).
 
+    ``context`` is the run's :class:`suite.execution.context.RunContext`. Optimizer, schedule, clipping,
+    finite checks, the step log and checkpoints are :class:`suite.training.loop.StepLoop`'s: a run killed
+    mid-training resumes from its last checkpoint (policy, value model, optimizer, schedule, RNG, step)
+    to the same result as an uninterrupted run.
+    """
     from suite.modeling.models import add_lora
 
     cfg, run, tokenizer = context.config, context.run, context.tokenizer
-    run_dir = context.runner.store.run_dir(run.run_id)
     samples, epochs = int(algorithm.samples_per_prompt(hp)), int(algorithm.epochs(hp))
     if samples < 1 or epochs < 1:
         raise ConfigError(f"methods: {run.method.id}: samples per prompt ({samples}) and epochs ({epochs}) must be >= 1")
@@ -445,31 +448,27 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
     if cfg.train.lora is not None:
         policy = add_lora(policy, cfg.train.lora)
     policy = policy.to(device).eval()  # dropout off: rollout and update log-probs agree
-    reference = Reference(policy)
+    reference = Reference(policy)  # before any checkpoint is restored: the untrained policy
 
     groups = [{"params": [p for p in policy.parameters() if p.requires_grad], "lr": float(hp["learning_rate"])}]
     if value_model is not None:
         value_lr = hp.get("value_learning_rate") or hp["learning_rate"]
         groups.append({"params": [p for p in value_model.parameters() if p.requires_grad], "lr": float(value_lr)})
-    trainable = [p for group in groups for p in group["params"]]
-    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.train.weight_decay)
-    updates = cfg.train.max_steps * epochs
-    scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer,
-                              num_warmup_steps=math.ceil(cfg.train.warmup_ratio * updates), num_training_steps=updates)
+    loop = StepLoop(policy, groups, LoopSettings.from_train(cfg.train, updates_per_step=epochs), context.run_dir,
+                    device, learners={} if value_model is None else {"value_model": value_model})
 
     batch_size, temperature = cfg.train.reference_batch_size, float(hp["temperature"])
     eval_records = heldout_records(context, int(hp["eval_prompts"]))
     eval_kwargs = dict(hp=hp, max_length=cfg.train.max_length, seed=HELDOUT_SEED + run.seed, batch_size=batch_size)
     started = time.perf_counter()
-    before = heldout_reward(policy, tokenizer, reward_fn, eval_records, **eval_kwargs)
+    before = heldout_reward(policy, tokenizer, reward_fn, eval_records, **eval_kwargs)  # the untrained policy's
     eval_s = time.perf_counter() - started
+    loop.resume()
 
     prompts_per_step = cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps
     micro_rows = cfg.train.per_device_batch_size * samples
-    log, memory = TrainLog(run_dir / "train_log.jsonl"), PeakMemory(device)
     started_all = time.perf_counter()
-    for step in range(1, cfg.train.max_steps + 1):
-        memory.reset()
+    for step in loop.steps():
         started = time.perf_counter()
         prompts = [records[((step - 1) * prompts_per_step + i) % len(records)] for i in range(prompts_per_step)]
         sampled = sample_and_score(policy, tokenizer, reward_fn, prompts, samples=samples, hp=hp,
@@ -482,7 +481,6 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
             rollout.extras = algorithm.prepare(rollout, hp)
         totals: dict[str, float] = {}
         for _ in range(epochs):
-            optimizer.zero_grad(set_to_none=True)
             for start in range(0, rollout.size, micro_rows):
                 part = rollout.rows(start, start + micro_rows)
                 weight = part.size / rollout.size / epochs
@@ -495,23 +493,18 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
                 (loss * part.size / rollout.size).backward()
                 for name, value in {"loss": loss.detach(), **metrics}.items():
                     totals[name] = totals.get(name, 0.0) + float(value) * weight
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm))
-            check_finite(step, loss=totals["loss"], grad_norm=grad_norm)  # recorded as a failed run
-            optimizer.step()
-            scheduler.step()
+            grad_norm = loop.update(step, totals["loss"])
         kl = rollout.sequence_sum(rollout.old_logps - rollout.ref_logps)
-        log.write({
-            "step": step, **totals,
+        loop.end_step(step, {
+            **totals,
             "reward": sampled.rewards.mean().item(),
             "reward_std": sampled.rewards.std().item() if len(sampled.rewards) > 1 else 0.0,
             "kl": kl.mean().item(),
             "response_length": sampled.lengths.mean().item(),
             "ended": sampled.ended.float().mean().item(),
             "grad_norm": grad_norm,
-            "learning_rate": scheduler.get_last_lr()[0],
+            "learning_rate": loop.learning_rate,
             "generation_s": generation_s,
-            "step_time_s": time.perf_counter() - started,
-            "peak_memory_mb": memory.peak_mb(),
         })
     runtime = time.perf_counter() - started_all
 
@@ -521,24 +514,25 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
     context.timings["train_s"] = context.timings.get("train_s", 0.0) + runtime
     del value_model, reward_fn, reference
     if save:
-        policy.save_pretrained(run_dir / "model", safe_serialization=True)
-        tokenizer.save_pretrained(run_dir / "model")
+        context.save_model(policy)
     if cfg.train.lora is not None:
         policy = policy.merge_and_unload()  # plain weights for evaluation
-    steps = log.records
+    steps = loop.records
     summary = {
         "final_loss": steps[-1]["loss"],
         "mean_loss": sum(r["loss"] for r in steps) / len(steps),
         "steps": len(steps),
         "runtime_s": runtime,
-        "seconds_per_step": runtime / len(steps),
+        "seconds_per_step": runtime / max(1, len(steps) - (loop.resumed_from_step or 0)),
         "examples": len(steps) * prompts_per_step,
         "responses": len(steps) * prompts_per_step * samples,
         "reward": {"first_step": steps[0]["reward"], "last_step": steps[-1]["reward"]},
         "kl_last_step": steps[-1]["kl"],
         "heldout_reward": {"before": before, "after": after},
-        "peak_memory_mb": log.max("peak_memory_mb"),
-        "memory_measure": memory.kind,
+        "peak_memory_mb": loop.log.max("peak_memory_mb"),
+        "memory_measure": loop.memory.kind,
         "reward_source": hp["reward"],
     }
+    if loop.resumed_from_step is not None:
+        summary["resumed_from_step"] = loop.resumed_from_step
     return policy, summary

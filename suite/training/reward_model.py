@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from suite.core.errors import ConfigError, DataError, SuiteError, check_finite
+from suite.core.errors import ConfigError, DataError, SuiteError
 from suite.modeling.sequences import EncodedSequence, encode_sequence, pad_sequences
 
 # LoRA's target modules when the config names none: the same default as suite.modeling.models.add_lora.
@@ -186,40 +186,30 @@ def _pair_margins(pairs: list, hp: dict) -> torch.Tensor:
 
 
 def train_reward_model(context, loss_fn: PairLoss, hp: dict, records: list, save: bool = True):
-    """Train a reward model on pairwise ``records``; returns (None — no policy —, summary)."""
-    from transformers import get_scheduler
+    """Train a reward model on pairwise ``records``; returns (None — no policy —, summary).
 
-    from suite.data import prepare_data
-    from suite.training.loop import PeakMemory, TrainLog, training_device
+    ``context`` is the run's :class:`suite.execution.context.RunContext`; the loop around the loss is
+    :class:`suite.training.loop.StepLoop` (a run killed mid-training resumes from its last checkpoint).
+    """
+    from suite.training.loop import LoopSettings, StepLoop, training_device
 
     cfg, run, tokenizer = context.config, context.run, context.tokenizer
-    run_dir = context.runner.store.run_dir(run.run_id)
     per_update = cfg.train.per_device_batch_size * cfg.train.gradient_accumulation_steps
     steps = int(hp["max_steps"] or cfg.train.max_steps)
     if hp["max_steps"]:  # its own budget: draw enough pairs for it, with the experiment's data options
-        records = prepare_data(
-            cfg.dataset if run.dataset is None else run.dataset, "pairwise", seed=run.seed,
-            heldout_fraction=cfg.data.heldout_fraction, heldout_max=cfg.data.heldout_max,
-            train_max=cfg.data.train_max or steps * per_update, split_seed=cfg.data.split_seed,
-        ).train
+        records = context.prepare_data("pairwise", dataset=run.dataset, train_max=steps * per_update).train
     device = training_device()
     model = classifier_from_causal_lm(context.base_model, tokenizer.pad_token_id).to(device)
     if cfg.train.lora is not None:
         model = add_lora_to_classifier(model, cfg.train.lora)
     model.eval()  # dropout off: the same function is trained and evaluated
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=float(hp["learning_rate"]), weight_decay=cfg.train.weight_decay)
-    scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=math.ceil(cfg.train.warmup_ratio * steps),
-                              num_training_steps=steps)
-    log = TrainLog(run_dir / "train_log.jsonl")
-    memory = PeakMemory(device)
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": float(hp["learning_rate"])}]
+    loop = StepLoop(model, groups, LoopSettings.from_train(cfg.train, max_steps=steps), context.run_dir, device)
+    loop.resume()
     micro = cfg.train.per_device_batch_size
-    losses, started_all = [], time.perf_counter()
-    for step in range(1, steps + 1):
-        memory.reset()
-        started = time.perf_counter()
+    started_all = time.perf_counter()
+    for step in loop.steps():
         pairs = [records[((step - 1) * per_update + i) % len(records)] for i in range(per_update)]
-        optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0}
         for start in range(0, len(pairs), micro):
             part = pairs[start : start + micro]
@@ -233,27 +223,24 @@ def train_reward_model(context, loss_fn: PairLoss, hp: dict, records: list, save
             totals["loss"] += loss.item() * len(part) / len(pairs)
             for name, value in metrics.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * len(part) / len(pairs)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm))
-        check_finite(step, loss=totals["loss"], grad_norm=grad_norm)  # recorded as a failed run
-        optimizer.step()
-        scheduler.step()
-        losses.append(totals["loss"])
-        log.write({"step": step, **totals, "grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0],
-                   "step_time_s": time.perf_counter() - started, "peak_memory_mb": memory.peak_mb()})
+        grad_norm = loop.update(step, totals["loss"])
+        loop.end_step(step, {**totals, "grad_norm": grad_norm, "learning_rate": loop.learning_rate})
     runtime = time.perf_counter() - started_all
     context.timings["train_s"] = context.timings.get("train_s", 0.0) + runtime
     if cfg.train.lora is not None:
         model = model.merge_and_unload()  # a plain classifier in Hugging Face format
     started = time.perf_counter()
-    heldout = context.runner._prepare("pairwise", run.seed).heldout_pairs[: cfg.eval.alignment_pairs]
-    alignment = pairwise_accuracy(model, tokenizer, heldout, cfg.train.max_length, cfg.train.reference_batch_size)
+    alignment = pairwise_accuracy(model, tokenizer, context.heldout_pairs(), cfg.train.max_length,
+                                  cfg.train.reference_batch_size)
     context.timings["alignment_s"] = time.perf_counter() - started
     if save:
-        model.save_pretrained(run_dir / "model", safe_serialization=True)
-        tokenizer.save_pretrained(run_dir / "model")
+        context.save_model(model)
+    losses = [record["loss"] for record in loop.records]
     summary = {"final_loss": losses[-1], "mean_loss": sum(losses) / len(losses), "steps": steps, "runtime_s": runtime,
-               "examples": steps * per_update, "peak_memory_mb": log.max("peak_memory_mb"),
-               "memory_measure": memory.kind, "alignment": alignment}
+               "examples": steps * per_update, "peak_memory_mb": loop.log.max("peak_memory_mb"),
+               "memory_measure": loop.memory.kind, "alignment": alignment}
+    if loop.resumed_from_step is not None:
+        summary["resumed_from_step"] = loop.resumed_from_step
     return None, summary
 
 

@@ -29,6 +29,13 @@ from suite.data.records import (
 from suite.method.registry import FeedbackBatch, Method
 from suite.modeling.reference import ReferenceCache
 from suite.modeling.sequences import EncodedSequence, encode_sequence
+from suite.training.loop import (
+    CHECKPOINT_COMPLETE,
+    checkpoint_dir,
+    checkpoint_step,
+    drop_other_checkpoints,
+    last_complete_checkpoint,
+)
 
 
 def _sequences_of(record, tokenizer, max_length: int) -> list[EncodedSequence]:
@@ -164,7 +171,7 @@ class AlignmentTrainer(Trainer):
         }
 
     def load_extra_state(self, checkpoint: Path) -> None:
-        path = Path(checkpoint) / CheckpointExtrasCallback.FILE
+        path = Path(checkpoint) / CHECKPOINT_COMPLETE
         if not path.is_file():
             return
         extra = torch.load(path, weights_only=False)
@@ -284,9 +291,10 @@ class NonFiniteLossCallback(TrainerCallback):
 
 class CheckpointExtrasCallback(TrainerCallback):
     """Checkpoints what the Trainer does not know about — a method's running state (β-DPO) and the value
-    head (DRO) — and always checkpoints the last step, so a later stage can resume from a finished one."""
+    head (DRO) — and always checkpoints the last step, so a later stage can resume from a finished one.
+    Its file, written last, marks the checkpoint complete (``suite.training.loop``'s layout)."""
 
-    FILE = "alignsuite_state.pt"
+    FILE = CHECKPOINT_COMPLETE
 
     def __init__(self, trainer_ref):
         self.trainer_ref = trainer_ref
@@ -296,8 +304,6 @@ class CheckpointExtrasCallback(TrainerCallback):
             control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
-        import shutil
-
         trainer = self.trainer_ref()
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if trainer is None or not folder.is_dir():
@@ -307,16 +313,7 @@ class CheckpointExtrasCallback(TrainerCallback):
         write_atomic.replace(folder / self.FILE)  # written last: its presence marks the checkpoint complete
         # Only now is an older checkpoint redundant (the Trainer's own rotation would delete it before this
         # one is complete, so a kill in between would leave nothing to resume from).
-        for older in Path(args.output_dir).glob("checkpoint-*"):
-            if older != folder:
-                shutil.rmtree(older, ignore_errors=True)
-
-
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint under ``folder`` that was completely written (a kill can interrupt a save)."""
-    folder = Path(folder)
-    complete = [c for c in folder.glob("checkpoint-*") if (c / CheckpointExtrasCallback.FILE).is_file()]
-    return max(complete, key=lambda c: int(c.name.split("-")[-1]), default=None)
+        drop_other_checkpoints(Path(args.output_dir), folder)
 
 
 def _is_number(value) -> bool:
@@ -338,10 +335,6 @@ class TrainSettings:
     checkpoint_steps: int = 0  # 0: no checkpoints (no resume)
 
 
-def checkpoint_dir(output_dir: Path, stage: int | None) -> Path:
-    return Path(output_dir) / "checkpoints" / (f"stage-{stage}" if stage else "main")
-
-
 def train(
     model,
     tokenizer,
@@ -359,17 +352,13 @@ def train(
     optimizer, scheduler, RNG states, data order and the method's own state — reaching the same result
     as an uninterrupted run.
     """
-    import shutil
-
     from suite.training.packing import choose_collator
 
     output_dir = Path(output_dir)
     checkpoints = checkpoint_dir(output_dir, stage)
     resume_from = last_complete_checkpoint(checkpoints) if settings.checkpoint_steps else None
-    for partial in checkpoints.glob("checkpoint-*"):  # saves a kill interrupted
-        if partial != resume_from:
-            shutil.rmtree(partial, ignore_errors=True)
-    resume_step = int(resume_from.name.split("-")[-1]) if resume_from else None
+    drop_other_checkpoints(checkpoints, resume_from)  # saves a kill interrupted
+    resume_step = checkpoint_step(resume_from) if resume_from else None
     resume_from = None if resume_from is None else str(resume_from)
     args = TrainingArguments(
         output_dir=str(checkpoints),
@@ -421,3 +410,18 @@ def train(
     if resume_step is not None:
         summary["resumed_from_step"] = resume_step
     return summary
+
+
+def combine_stage_summaries(summaries: list[dict]) -> dict:
+    """One train summary for the run; a staged run also keeps its per-stage summaries."""
+    if len(summaries) == 1:
+        return summaries[0]
+    combined = dict(summaries[-1])
+    combined.update(
+        steps=sum(s["steps"] for s in summaries),
+        runtime_s=sum(s["runtime_s"] or 0.0 for s in summaries),
+        examples=sum(s["examples"] for s in summaries),
+        mean_loss=sum(s["mean_loss"] * s["steps"] for s in summaries) / max(1, sum(s["steps"] for s in summaries)),
+        stages=summaries,
+    )
+    return combined

@@ -339,7 +339,7 @@ def test_config_list_size_reaches_prepare_data(tmp_path, scalar_file):
     config = build_config({**BASE, "dataset": scalar_file, "data": {"list_size": 3}})
     from suite.execution.runner import Runner
 
-    data = Runner(config, tmp_path / "results")._prepare("listwise", 0)
+    data = Runner(config, tmp_path / "results").prepare_data("listwise", 0)
     assert data.train and all(len(item.responses) == 3 for item in data.train)
     local = build_config({**BASE, "dataset": {"path": str(tmp_path / "x.jsonl"), "format": "listwise"}})
     assert local.dataset["format"] == "listwise"
