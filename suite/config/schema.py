@@ -20,8 +20,6 @@ from suite.core.errors import ConfigError
 from suite.core.io import StrictYamlLoader, load_yaml_file, yaml_error_text
 from suite.core.ranges import (
     BOOL,
-    FRACTION,
-    LEARNING_RATE,
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
     POSITIVE,

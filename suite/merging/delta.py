@@ -9,7 +9,6 @@ PAFT (arXiv 2406.17923) finds the preference delta naturally sparse and the SFT 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
