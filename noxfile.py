@@ -98,11 +98,13 @@ def compare_offline(session):
 @nox.session(name="reproduce-paft")
 def reproduce_paft(session):
     """PAFT at small scale: base, SFT, DPO, SFT→DPO and PAFT merges (linear / TIES / DARE-TIES, with and
-    without L1), then the reproduction report (report/paft.md) next to the paper's claims."""
+    without L1), then the folder's report and the reproduction of the paper's table (`alignsuite reproduce paft`:
+    report/reproduce-paft.md with the deltas' sparsity, every model's scores and PAFT's claims judged)."""
     install(session)
     session.run("alignsuite", "run", "reports/recipes/paft.yaml", "--out", "results/paft", "--jobs", "auto",
-                *session.posargs, env=offline_env())
-    session.run("alignsuite", "report", "results/paft", "--paft", env=offline_env())
+                "--report", *session.posargs, env=offline_env())
+    session.run("alignsuite", "reproduce", "paft", "--scale", "small", "--out", "results/paft", "--report-only",
+                env=offline_env())
 
 
 @nox.session(name="reproduce-una")
@@ -122,13 +124,12 @@ def reproduce_una(session):
 def reproduce_una_online(session):
     """UNA's online comparison at small scale (reports/recipes/una-online.yaml): a Bradley-Terry reward model on
     HH-RLHF harmless, then PPO and online UNA from the same policy, prompts, steps and batch. Writes
-    results/una-online/report/una-online.md (held-out reward, wall time, peak memory, the paper's Tables 4-6 and
-    its 8 h vs 3.5 h) and the claim verdicts of Tables 4-5 (reproduce-una-online-table{4,5}.md)."""
+    results/una-online/report/reproduce-una-online-cost.md (held-out reward, wall time, peak memory against the
+    paper's 8 h vs 3.5 h) and the paper's Tables 4-6 with their claim verdicts (reproduce-una-online-table{4,5,6}.md)."""
     install(session)
     out = os.environ.get("ALIGNSUITE_UNA_ONLINE_OUT", "results/una-online")
     session.run("alignsuite", "run", "reports/recipes/una-online.yaml", "--out", out, "--report", *session.posargs,
                 env=offline_env())
-    for table in ("una-online-table4", "una-online-table5"):
+    for table in ("una-online-cost", "una-online-table4", "una-online-table5", "una-online-table6"):
         session.run("alignsuite", "reproduce", table, "--scale", "small", "--out", out, "--report-only",
                     env=offline_env())
-    session.run("alignsuite", "una-online-report", out, env=offline_env())

@@ -33,11 +33,9 @@ def _cmd_run(args) -> int:
     for outcome in outcomes:
         print(f"{outcome.status:9} {outcome.run_id}")
     if args.report:
-        from suite.reporting.report import write_report
+        from suite.reporting.commands import write_folder_report
 
-        paths = write_report(out_dir)
-        print(f"report: {paths.markdown}")
-        _write_index(out_dir)
+        write_folder_report(out_dir)
     require_all_complete(outcomes)
     return 0
 
@@ -85,32 +83,6 @@ def _scale_out_options(args) -> dict:
     elif args.ray_address or args.cpus_per_run != 1.0 or args.gpus_per_run is not None:
         raise SuiteError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
     return {"executor": args.executor, "launcher": launcher, "executor_options": options}
-
-
-def _cmd_report(args) -> int:
-    from suite.reporting.report import write_report
-
-    if not Path(args.results_dir).is_dir():
-        raise SuiteError(f"{args.results_dir}: no such results directory")
-    paths = write_report(Path(args.results_dir))
-    for field, value in vars(paths).items():
-        print(f"{field}: {value}")
-    _write_index(Path(args.results_dir))
-    if args.paft:
-        from suite.reporting.paft_report import write_paft_report
-
-        print(f"paft: {write_paft_report(Path(args.results_dir))}")
-    return 0
-
-
-def _write_index(results_dir: Path) -> None:
-    """report/index.html (suite.reporting.html) next to report.md; without a leaderboard among the runs, a note."""
-    from suite.reporting.html import write_html_report
-
-    try:
-        print(f"index: {write_html_report(results_dir)}")
-    except SuiteError as exc:
-        print(f"index: not written ({_one_line(str(exc))})")
 
 
 def _cmd_methods(args) -> int:
@@ -194,12 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
                           "deepspeed-zero3, ddp-gpu)")
     run.set_defaults(func=_cmd_run)
 
-    report = sub.add_parser("report", help="write report.md, leaderboard.csv and charts from stored runs")
-    report.add_argument("results_dir")
-    report.add_argument("--paft", action="store_true",
-                        help="also the PAFT reproduction report (delta sparsity, claims vs the paper): report/paft.md")
-    report.set_defaults(func=_cmd_report)
-
     methods = sub.add_parser("methods", help="list registered alignment methods")
     methods.add_argument("--json", action="store_true")
     methods.add_argument("--taxonomy", action="store_true",
@@ -212,13 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--json", action="store_true")
     datasets.set_defaults(func=_cmd_datasets)
 
-    from suite.analysis import statistics
-    from suite.merging import delta, recipe
-    from suite.reporting import leaderboard, reproduce, una_online_report
+    from suite.merging import recipe as merge_recipe
+    from suite.reporting.commands import add_commands
     from suite.training import reward_model
 
-    for module in (delta, recipe, leaderboard, statistics, reproduce, reward_model, una_online_report):
-        module.add_command(sub)
+    add_commands(sub)
+    merge_recipe.add_command(sub)
+    reward_model.add_command(sub)
 
     boards = sub.add_parser("leaderboards", help="list leaderboard specs")
     boards.set_defaults(func=_cmd_leaderboards)

@@ -3,7 +3,8 @@
 δ_t = θ_tuned,t − θ_base,t for every floating-point weight t. An entry counts as zero when
 |δ| ≤ ε_t with ε_t = e × mean|θ_base,t| — small relative to that weight's own scale, so embeddings,
 norms and projections are judged alike — for a few relative thresholds e. Reported overall, per module
-type (q_proj, …, embed_tokens, norm) and per layer, with a histogram of log10|δ|.
+type (q_proj, …, embed_tokens, norm) and per layer, with a histogram of log10|δ|
+(``alignsuite delta``: ``suite.reporting.deltas``; the plot: ``suite.reporting.plots.delta_histograms``).
 PAFT (arXiv 2406.17923) finds the preference delta naturally sparse and the SFT delta dense.
 """
 
@@ -104,31 +105,6 @@ def sparsity_at(report: dict, relative_epsilon: float, group: str = "overall") -
     raise KeyError(f"no sparsity at relative epsilon {relative_epsilon}")
 
 
-def plot_histograms(reports: dict[str, dict], path: Path, title: str = "Delta magnitudes") -> Path:
-    """One line per delta: the share of entries in each log10|δ| bin (exact zeros left out)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    edges = HISTOGRAM_EDGES
-    centres = [edges[0] - 0.5] + [(a + b) / 2 for a, b in zip(edges, edges[1:])] + [edges[-1] + 0.5]
-    for label, report in reports.items():
-        counts = report["histogram"]["counts"]
-        total = max(1, report["overall"]["entries"])
-        axes.plot(centres, [c / total for c in counts], marker="o", label=label)
-    axes.set_xlabel("log10 |δ|")
-    axes.set_ylabel("share of entries")
-    axes.set_title(title)
-    axes.legend(fontsize="small")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
-
-
 def format_summary(report: dict, top: int = 8) -> str:
     overall = report["overall"]
     lines = [f"entries: {overall['entries']:,}   exact zeros: {overall['exact_zero']:.2%}   "
@@ -156,25 +132,3 @@ def resolve_model(spec: str, base_id: str | None = None):
             raise ConfigError(f"{spec}: a LoRA adapter needs its base model")
         return load_trained(path, base_id)
     return load_model(spec).model
-
-
-def _cmd_delta(args) -> int:
-    from suite.core.io import write_json_atomic
-
-    base = resolve_model(args.base)
-    tuned = resolve_model(args.tuned, base_id=args.base)
-    report = delta_report(base, tuned)
-    print(format_summary(report))
-    out = Path(args.out or "delta")
-    write_json_atomic(out / "delta.json", {"base": args.base, "tuned": args.tuned, **report})
-    plot_histograms({Path(args.tuned).name or args.tuned: report}, out / "delta_histogram.png")
-    print(f"wrote {out / 'delta.json'} and {out / 'delta_histogram.png'}")
-    return 0
-
-
-def add_command(subparsers) -> None:
-    parser = subparsers.add_parser("delta", help="the delta between a base and a tuned model, and its sparsity")
-    parser.add_argument("base", help="base model: id, path")
-    parser.add_argument("tuned", help="tuned model: id, path, LoRA adapter dir, or a run directory")
-    parser.add_argument("--out", help="folder for delta.json and delta_histogram.png (default ./delta)")
-    parser.set_defaults(func=_cmd_delta)

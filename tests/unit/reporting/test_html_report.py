@@ -20,9 +20,11 @@ from test_reproduce import toy_paper
 
 from suite.cli import main
 from suite.core.errors import SuiteError
+from suite.analysis.claims import find_table, recipe_path
+from suite.analysis.tables import build_table, collect_runs
 from suite.reporting.html import write_html_report
-from suite.reporting.leaderboard import build_table, collect_runs, fmt
-from suite.reporting.reproduce import find_table, recipe_path, write_reproduction_report
+from suite.reporting.render import fmt
+from suite.reporting.reproduce import write_reproduction_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -30,9 +30,8 @@ from suite.evaluation.harness import (
     score_leaderboard,
 )
 from suite.evaluation.leaderboard import load_leaderboard
+from suite.analysis.tables import build_table, collect_runs
 from suite.reporting.leaderboard import (
-    build_table,
-    collect_runs,
     render_csv,
     render_latex,
     render_markdown,
@@ -480,7 +479,7 @@ console.log(JSON.stringify(order));
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_sort_script_sorts_numbers_with_missing_last():
-    from suite.reporting.leaderboard import HTML_SORT_SCRIPT
+    from suite.reporting.render import HTML_SORT_SCRIPT
 
     rows = [["weak", "12.5"], ["base", ""], ["strong", "40.25"], ["mid", "9"]]
     done = subprocess.run(["node", "-e", NODE_DOM], input=json.dumps({"rows": rows, "script": HTML_SORT_SCRIPT}),

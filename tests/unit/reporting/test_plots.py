@@ -9,8 +9,9 @@ import pytest
 from test_leaderboard_tables import make_store
 
 from suite.core.errors import SuiteError
-from suite.reporting.leaderboard import build_table, collect_runs
-from suite.reporting.plots import read_train_log, write_plots
+from suite.analysis.tables import build_table, collect_runs
+from suite.execution.store import train_curves
+from suite.reporting.plots import write_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -57,10 +58,10 @@ def test_training_curves_take_the_margin_of_unpaired_methods_from_their_rewards(
         {"step": 2, "loss": 0.4, "rewards/accuracy": 1.0, "rewards/margin": 0.7},
         {"step": 2, "train_runtime": 3.0, "train_loss": 0.45},
     ]) + "\n")
-    curves = read_train_log(log)
+    curves = train_curves(tmp_path)
     assert curves["loss"] == [(1.0, 0.5), (2.0, 0.4)]
     assert curves["accuracy"] == [(2.0, 1.0)]
     assert curves["margin"] == [(1.0, pytest.approx(0.4)), (2.0, 0.7)]
     log.write_text('{"step": 1, "loss": 0.5}\nnot json\n')
     with pytest.raises(SuiteError, match="train_log.jsonl: line 2 is not valid JSON"):
-        read_train_log(log)
+        train_curves(tmp_path)

@@ -19,16 +19,15 @@ from test_leaderboard_tables import (
 from suite.cli import main
 from suite.config.schema import load_config
 from suite.core.errors import ConfigError, SuiteError
-from suite.reporting.reproduce import (
+from suite.analysis.claims import (
     PAPERS_DIR,
     REPO_ROOT,
     check_recipe,
     find_table,
     recipe_path,
-    reproduce,
     table_ids,
-    write_reproduction_report,
 )
+from suite.reporting.reproduce import reproduce, write_reproduction_report
 
 
 def flip(docs: dict, leaf: str, index: int) -> dict:

@@ -91,8 +91,9 @@ def test_online_method_moves_a_rule_reward_up(method, tmp_path):
 
 
 def test_ppo_and_una_share_one_reward_model_and_are_evaluated_like_any_run(tmp_path, local_leaderboard):
+    from suite.analysis.claims import find_table, recipe_path
     from suite.reporting.report import write_report
-    from suite.reporting.una_online_report import write_una_online_report
+    from suite.reporting.reproduce import write_reproduction_report
 
     shared = {"reward_model_overrides": {"max_steps": 3}, "max_new_tokens": 6, "eval_prompts": 4}
     config = _config(tmp_path, [{"id": "ppo", "ppo_epochs": 2, **shared}, {"id": "una-online", **shared}],
@@ -113,12 +114,17 @@ def test_ppo_and_una_share_one_reward_model_and_are_evaluated_like_any_run(tmp_p
     assert "value_loss" in runs["ppo"]["log"][0] and "implicit_score/mean" in runs["una-online"]["log"][0]
     assert runs["reward-model"]["metrics"]["eval"] == {}
 
-    report = write_una_online_report(tmp_path / "out").read_text()
+    # the training-cost comparison is a paper table like any other (reports/papers/una-online.yaml)
+    table = find_table("una-online-cost")
+    path, verdicts = write_reproduction_report(table, "small", recipe_path(table, "small"), tmp_path / "out")
+    report = path.read_text()
     ppo, una = runs["ppo"]["metrics"]["train"], runs["una-online"]["metrics"]["train"]
-    assert f"Measured UNA/PPO wall-time ratio: {una['runtime_s'] / ppo['runtime_s']:.2f}" in report
-    assert f"peak-memory ratio: {una['peak_memory_mb'] / ppo['peak_memory_mb']:.2f}" in report
-    assert f"PPO {ppo['heldout_reward']['after']['mean']:.2f}, UNA {una['heldout_reward']['after']['mean']:.2f}" in report
-    assert "Table 5: online" in report and "25.91" in report  # the paper's numbers, from reports/papers
+    assert f"ratio {una['runtime_s'] / ppo['runtime_s']:.2f}, claimed below 0.5" in report
+    assert {v.claim.id: v.verdict for v in verdicts}["una-less-memory"] in ("agrees", "disagrees", "inconclusive")
+    ours = report.split("## Ours\n")[1]
+    assert f"| {ppo['heldout_reward']['after']['mean']:.2f} |" in next(l for l in ours.splitlines() if l.startswith("| RLHF |"))
+    assert f"| {una['heldout_reward']['after']['mean']:.2f} |" in next(l for l in ours.splitlines() if l.startswith("| UNA |"))
+    assert find_table("una-online-table4").values["UNA"]["Average"] == 25.91  # the paper's numbers, from reports/papers
     assert write_report(tmp_path / "out").markdown.is_file()  # the general report takes the reward-model row too
 
 
