@@ -19,6 +19,10 @@ In one run, on one machine:
   feedback types they consume, built from the same pairs) with one cache against a fresh cache each.
 * **Evaluation throughput** — lm-eval loglikelihood (and generation) requests per second on the quick
   leaderboard with a small limit, through ``evaluate_leaderboard``.
+* **Evaluation backends** — our lm-eval backend (``suite.evaluation.backend``) against lm-eval's HF
+  backend on the same requests (a seeded sample of each task of the leaderboard), same model and batch
+  size, per task type: requests/s, tokens/s, achieved FLOP/s against the matmul peak, and whether every
+  answer agreed (``suite.evaluation.backend_check``).
 * **The physical limit** — 2048³ fp32 and bf16 matmul FLOP/s, measured in the same run, against the
   achieved training FLOP/s (6·N + attention FLOPs per token for full fine-tuning, 4·N for LoRA).
 
@@ -415,6 +419,8 @@ def run_evaluation(spec: dict) -> dict:
 
     if spec["eval_backend"] == "vllm":
         from lm_eval.models.vllm_causallms import VLLM as backend_class
+    elif spec["eval_backend"] == "hf":
+        from suite.evaluation.backend import SharedContextLM as backend_class
     else:
         from lm_eval.models.huggingface import HFLM as backend_class
     for kind in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
@@ -432,7 +438,14 @@ def run_evaluation(spec: dict) -> dict:
             "average": result.average}
 
 
-MEASUREMENTS = {"train": run_training, "reference_cache": run_reference_cache, "evaluation": run_evaluation}
+def run_eval_backends(spec: dict) -> dict:
+    from suite.evaluation.backend_check import measure_backends
+
+    return measure_backends(spec)
+
+
+MEASUREMENTS = {"train": run_training, "reference_cache": run_reference_cache, "evaluation": run_evaluation,
+                "eval_backends": run_eval_backends}
 
 
 def measure_in_subprocess(kind: str, spec: dict, timeout: float | None = None) -> dict:
@@ -617,6 +630,13 @@ def run_benchmark(options) -> dict:
                 "eval_batch_size": options.eval_batch_size, "eval_backend": options.eval_backend,
                 "workdir": str(workdir)}
         results["evaluation"] = measure_in_subprocess("evaluation", spec)
+    if "eval-backends" not in skip:
+        sample = options.eval_sample or (2 if options.quick else 8)
+        spec = {**base, "leaderboard": options.leaderboard, "sample": sample,
+                "samples": {"alignsuite_gsm8k": options.eval_generation_sample or (2 if options.quick else 16)},
+                "eval_batch_size": options.eval_batch_size, "workdir": str(workdir)}
+        log(f"evaluation backends, ours vs lm-eval's HF, {options.leaderboard}, {sample} documents a task …")
+        results["eval_backends"] = measure_in_subprocess("eval_backends", spec)
     results["contended"] = any(r["machine"].get("contended") for rs in runs.values() for r in rs) or bool(
         peak_machine.get("contended"))
     out.mkdir(parents=True, exist_ok=True)
@@ -685,6 +705,10 @@ def render_markdown(results: dict) -> str:
                  for kind, v in e["requests"].items()]
         lines += ["", f"Evaluation ({e['leaderboard']}, limit {e['limit']}, {e['backend']} backend): "
                       f"{e['wall_s']:.0f} s; " + "; ".join(parts) + "."]
+    if "eval_backends" in results:
+        from suite.evaluation.backend_check import render_backends
+
+        lines += [""] + render_backends(results["eval_backends"])
     return "\n".join(lines) + "\n"
 
 
@@ -711,8 +735,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--leaderboard", default="quick")
     parser.add_argument("--eval-limit", type=int, default=4, help="documents per task for the evaluation throughput")
     parser.add_argument("--eval-batch-size", type=int, default=8)
-    parser.add_argument("--eval-backend", choices=["hf", "vllm"], default="hf", help="lm-eval model backend")
-    parser.add_argument("--skip", action="append", default=[], choices=["lora", "bf16", "packing", "refcache", "eval"],
+    parser.add_argument("--eval-backend", choices=["hf", "hf-plain", "vllm"], default="hf",
+                        help="lm-eval model backend (hf: ours; hf-plain: lm-eval's HFLM)")
+    parser.add_argument("--eval-sample", type=int,
+                        help="documents per task for ours vs lm-eval's HF backend (seeded sample; default 8, --quick 2)")
+    parser.add_argument("--eval-generation-sample", type=int, help="the same for GSM8K, generation (default 16, --quick 2)")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["lora", "bf16", "packing", "refcache", "eval", "eval-backends"],
                         help="leave a measurement out (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     return parser

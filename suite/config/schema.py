@@ -68,7 +68,9 @@ class EvalConfig:
     alignment_pairs: int = 100  # held-out pairs scored for the alignment metrics
     generation_prompts: int = 16  # held-out prompts answered to measure response length
     max_new_tokens: int = 128
-    backend: str = "hf"  # lm-eval's model backend: hf (the in-memory model) or vllm (GPU; needs the vllm package)
+    # lm-eval model on the in-memory model: hf (ours, suite.evaluation.backend: shared contexts, same answers),
+    # hf-plain (lm-eval's own HF backend) or vllm (GPU; needs the vllm package)
+    backend: str = "hf"
 
 
 @dataclass

@@ -282,7 +282,7 @@ def compact_samples(logged: list[dict]) -> dict:
 
 
 def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, apply_chat_template: bool,
-                  seed: int) -> dict:
+                  seed: int, backend: str = "hf") -> dict:
     """Everything besides the model that moves a leaderboard number, as every run records it."""
     root = mirror_root()
     return {
@@ -298,10 +298,20 @@ def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, 
         "lm_eval_version": metadata.version("lm_eval"),
         "data_source": f"mirror {root}" if root else "hub",
         "seed": seed,
+        **backend_identity(backend),
     }
 
 
 def _hf_backend(model, tokenizer, batch_size: int, workdir: Path):
+    """Our lm-eval model (``suite.evaluation.backend``): lm-eval's HF backend with each distinct context
+    run once and greedy generation that drops finished sequences; the same answers, faster."""
+    from suite.evaluation.backend import SharedContextLM
+
+    return SharedContextLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def _hf_plain_backend(model, tokenizer, batch_size: int, workdir: Path):
+    """lm-eval's own HF backend, unchanged (every request its own padded row)."""
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
@@ -318,8 +328,19 @@ def _vllm_backend(model, tokenizer, batch_size: int, workdir: Path):
 
 
 # lm-eval model backends: name -> (model, tokenizer, batch size, work folder) -> lm-eval LM; the package each needs
-EVAL_BACKENDS = {"hf": _hf_backend, "vllm": _vllm_backend}
+EVAL_BACKENDS = {"hf": _hf_backend, "hf-plain": _hf_plain_backend, "vllm": _vllm_backend}
 BACKEND_PACKAGES = {"vllm": "vllm"}
+
+
+def backend_identity(name: str) -> dict:
+    """What computed the numbers: recorded in eval_settings so two backends' numbers are never mixed
+    silently. ``hf`` is ours (its own version: bumped when what it computes changes)."""
+    if name == "hf":
+        from suite.evaluation.backend import BACKEND_NAME, BACKEND_VERSION
+
+        return {"backend": name, "backend_model": BACKEND_NAME, "backend_version": BACKEND_VERSION}
+    model = {"hf-plain": "lm-eval hf (HFLM)", "vllm": "lm-eval vllm"}.get(name, name)
+    return {"backend": name, "backend_model": model, "backend_version": metadata.version("lm_eval")}
 
 
 def check_eval_backend(name: str) -> str:
@@ -391,9 +412,7 @@ def evaluate_leaderboard(
         what = f"{', '.join(leaves)} could not run" if leaves else "no part could run"
         deviations.append(f"{task_id}: missing ({what}); reported as missing, no leaderboard average")
     settings = eval_settings(spec, limit=limit, batch_size=batch_size, apply_chat_template=apply_chat_template,
-                             seed=seed)
-    if backend != "hf":  # recorded where it differs from every earlier run's (lm-eval's HF model)
-        settings["backend"] = backend
+                             seed=seed, backend=backend)
     samples = {task.id: {leaf: logged[key] for leaf, key in plan[task.id] if key in logged} for task in spec.tasks}
     return EvalResult(scored.scores, scored.average, raw, sorted(set(deviations)), settings,
                       headlines=scored.headlines, stderr=scored.stderr, missing=scored.missing,

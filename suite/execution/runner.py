@@ -272,7 +272,7 @@ class Runner:
 
         cfg = self.config.eval
         return eval_settings(self._leaderboard, limit=cfg.limit, batch_size=cfg.batch_size,
-                             apply_chat_template=cfg.apply_chat_template, seed=run.seed)
+                             apply_chat_template=cfg.apply_chat_template, seed=run.seed, backend=cfg.backend)
 
     def _train_and_evaluate(self, run: PlannedRun) -> tuple[dict, dict | None]:
         from transformers import set_seed

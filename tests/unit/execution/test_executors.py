@@ -52,7 +52,7 @@ def test_the_vllm_eval_backend_is_a_clear_error_without_vllm(monkeypatch):
     raw = {"model": "tiny-llama", "dataset": "hh-rlhf-harmless", "methods": ["dpo"]}
     with pytest.raises(ConfigError, match="eval.backend: vllm needs the vllm package, which is not installed"):
         build_config({**raw, "eval": {"backend": "vllm"}})
-    with pytest.raises(ConfigError, match="unknown backend 'tgi'; known: hf, vllm"):
+    with pytest.raises(ConfigError, match="unknown backend 'tgi'; known: hf, hf-plain, vllm"):
         build_config({**raw, "eval": {"backend": "tgi"}})
     assert build_config(raw).eval.backend == "hf"
 

@@ -1,0 +1,113 @@
+"""Our lm-eval backend (``suite.evaluation.backend``) gives lm-eval's HF backend's answers on real requests:
+log-likelihoods within 1e-4, the same greedy flags and multiple-choice decisions, the same generated text."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from suite.evaluation import load_leaderboard
+from suite.evaluation.backend import _Request, batch_rows, pack_trees
+from suite.evaluation.backend_check import (LOGLIK_TOLERANCE, compare_answers, make_backends, run_requests,
+                                            task_requests)
+from suite.models import load_model
+
+
+def _assert_same(report, where):
+    assert report["requests"] > 0, where
+    if report["kind"] == "generate_until":
+        assert report["text_mismatches"] == [], where
+        return
+    assert report["over_tolerance"] == 0 and report["max_gap"] <= LOGLIK_TOLERANCE, (where, report)
+    assert report["greedy_mismatches"] == 0 and report["decision_flips"] == 0, (where, report)
+
+
+def _shorter_generations(instances, max_gen_toks):
+    """The same generation requests with a smaller token budget (a random model never stops on its own)."""
+    return [dataclasses.replace(i, arguments=(i.args[0], {**i.args[1], "max_gen_toks": max_gen_toks}))
+            for i in instances]
+
+
+@pytest.fixture(scope="module")
+def tiny_backends():
+    loaded = load_model("tiny-llama")
+    return loaded, *make_backends(loaded.model, loaded.tokenizer, 4)
+
+
+def test_prefix_trees_share_prefixes_and_respect_the_row_budget():
+    requests = [_Request(0, None, (1, 2, 3, 4), (5,)), _Request(1, None, (1, 2, 3, 9), (5, 6)),
+                _Request(2, None, (1, 2, 7), (8,)), _Request(3, None, tuple(range(20, 40)), (1,))]
+    trees = pack_trees(requests, row_tokens=8)
+    # 1 2 3 {4, 9} and 1 2 7 share "1 2": 6 nodes in one row; the 20-token request gets a row of its own
+    assert [len(t.tokens) for t in trees] == [6, 20]
+    first = trees[0]
+    paths = {request.index: path for request, path in first.members}
+    assert paths == {0: [0, 1, 2, 3], 1: [0, 1, 2, 4], 2: [0, 1, 5]}
+    mask = first.ancestor_mask(7)  # one padding column
+    assert mask[4].tolist() == [True, True, True, False, True, False, False]  # 9 sees 1 2 3, not its sibling 4
+    assert mask[5].tolist() == [True, True, False, False, False, True, False]
+    assert mask[6].tolist() == [False] * 6 + [True]  # padding sees itself only
+    assert [first.depths[n] for n in paths[1]] == [0, 1, 2, 3]
+    assert [len(b) for b in batch_rows(trees, max_rows=4, batch_tokens=40)] == [2]
+    assert [len(b) for b in batch_rows(trees, max_rows=4, batch_tokens=30)] == [1, 1]
+
+
+@pytest.fixture(scope="module")
+def quick_requests(tmp_path_factory):
+    """Real lm-eval requests of every quick task (ARC, HellaSwag, MMLU, TruthfulQA-MC2, Winogrande, GSM8K)
+    on the mirror, a seeded sample of two documents each; built once for the module."""
+    root = os.environ.get("ALIGNSUITE_DATA")
+    if not root or not Path(root).is_dir():
+        pytest.skip("ALIGNSUITE_DATA is not set to a dataset mirror (CI sets it to ../shared/data)")
+    return task_requests(load_leaderboard("quick"), tmp_path_factory.mktemp("work"), sample=2, seed=1)
+
+
+@pytest.mark.parametrize("implementation, row_tokens", [("sdpa", 1024), ("eager", 64)])
+def test_same_answers_as_lm_eval_hf_on_quick_tasks(tiny_backends, quick_requests, monkeypatch,
+                                                   implementation, row_tokens):
+    """Small rows force many trees and multi-row batches; eager attention takes the float mask."""
+    loaded, ours, plain = tiny_backends
+    monkeypatch.setattr(loaded.model.config, "_attn_implementation", implementation)
+    monkeypatch.setattr(ours, "row_tokens", row_tokens)
+    monkeypatch.setattr(ours, "batch_tokens", 2 * row_tokens)
+    assert {t["output_type"] for t in quick_requests.values()} == {"multiple_choice", "generate_until"}
+    for name, task in quick_requests.items():
+        instances = task["instances"]
+        if task["output_type"] == "generate_until":
+            instances = _shorter_generations(instances, 12)
+        _assert_same(compare_answers(run_requests(ours, instances), run_requests(plain, instances), instances), name)
+
+
+def test_generation_drops_finished_sequences_and_keeps_the_text(tiny_backends, quick_requests):
+    """Contexts of different lengths in one batch, some stopped after their first tokens by a stop sequence
+    drawn from their own greedy output: the batch shrinks, the padding is cut, the texts stay lm-eval's."""
+    _, ours, plain = tiny_backends
+    gsm8k = quick_requests["alignsuite_gsm8k"]["instances"]
+    base = _shorter_generations(gsm8k, 10) + _shorter_generations(gsm8k[:1], 6)  # other kwargs: own batch
+    first_texts = run_requests(plain, base)
+    stopped = []
+    for k, (instance, text) in enumerate(zip(base, first_texts)):
+        until = list(instance.args[1].get("until", []))
+        if k % 2 == 0 and len(text) > 3:
+            until.append(text[2:4])  # stops this one after a few tokens
+        stopped.append(dataclasses.replace(instance, arguments=(instance.args[0], {**instance.args[1], "until": until})))
+    before = ours.stats["generated_tokens"]
+    ours_texts, plain_texts = run_requests(ours, stopped), run_requests(plain, stopped)
+    assert ours_texts == plain_texts
+    assert any(len(t) < len(f) for t, f in zip(plain_texts, first_texts))  # some did stop early
+    assert ours.stats["generated_tokens"] - before < 10 * 2 + 6  # finished sequences were not decoded on
+
+
+@pytest.mark.slow
+def test_same_answers_on_the_embedded_model_over_the_quick_spec(mirror, tmp_path):
+    """Every task of the quick spec, a seeded sample of its documents, on SmolLM2-135M-Instruct."""
+    loaded = load_model("smollm2-135m-instruct")
+    ours, plain = make_backends(loaded.model, loaded.tokenizer, 8)
+    sample = int(os.environ.get("ALIGNSUITE_BACKEND_SAMPLE", "4"))
+    requests = task_requests(load_leaderboard("quick"), Path(tmp_path) / "work", sample=sample, seed=0)
+    for name, task in requests.items():
+        instances = task["instances"]
+        if task["output_type"] == "generate_until":
+            instances = instances[:2]
+        _assert_same(compare_answers(run_requests(ours, instances), run_requests(plain, instances), instances), name)
