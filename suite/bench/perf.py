@@ -22,7 +22,7 @@ In one run, on one machine:
 * **Evaluation backends** — our lm-eval backend (``suite.evaluation.backend``) against lm-eval's HF
   backend on the same requests (a seeded sample of each task of the leaderboard), same model and batch
   size, per task type: requests/s, tokens/s, achieved FLOP/s against the matmul peak, and whether every
-  answer agreed (``suite.evaluation.backend_check``).
+  answer agreed (``suite.bench.eval_backends``).
 * **The physical limit** — 2048³ fp32 and bf16 matmul FLOP/s, measured in the same run, against the
   achieved training FLOP/s (6·N + attention FLOPs per token for full fine-tuning, 4·N for LoRA).
 
@@ -45,6 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from suite.bench.machine import CONTENDED_SHARE, MachineShare, matmul_params, matmul_peak, processor_name
 from suite.core.errors import SuiteError
 
 DATASET = "hh-rlhf-harmless"
@@ -54,97 +55,16 @@ TIERS = {  # --quick: the tiny test model, a few steps, seconds per measurement
     # a random model barely moves at DPO's lr; a larger one makes the per-step loss comparison say something
     "quick": {"model": "tiny-llama", "steps": 3, "batch_size": 2, "max_length": 128, "learning_rate": 1e-3},
 }
-CONTENDED_SHARE = 0.10  # other processes used more than this share of the machine: flagged
 LOSS_TOLERANCE = 1e-3  # per-step |Δloss| under which two trainers count as doing the same computation
 
 
 # -- machine ---------------------------------------------------------------------------------------------
-
-def _cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies of the whole machine from /proc/stat, or None off Linux."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
-
-
-class MachineShare:
-    """How much of the machine other processes took while a measurement ran: machine busy time minus
-    the measured process tree's own CPU time."""
-
-    def __enter__(self):
-        self.start = _cpu_jiffies()
-        self.wall = time.perf_counter()
-        self.load_before = os.getloadavg()
-        return self
-
-    def finish(self, own_cpu_s: float) -> dict:
-        end, wall = _cpu_jiffies(), time.perf_counter() - self.wall
-        facts = {"wall_s": wall, "own_cpu_s": own_cpu_s, "loadavg_before": self.load_before,
-                 "loadavg_after": os.getloadavg()}
-        if self.start and end:
-            hz = os.sysconf("SC_CLK_TCK")
-            busy = (end[0] - self.start[0]) / hz
-            capacity = (end[1] - self.start[1]) / hz  # core-seconds available
-            others = max(0.0, busy - own_cpu_s)
-            facts.update(others_cpu_s=others, others_share=others / capacity if capacity else None)
-            facts["contended"] = bool(capacity and others / capacity > CONTENDED_SHARE)
-        return facts
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _processor_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
-
-def bf16_is_native() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 / AMX); without it torch emulates bf16,
-    about a hundred times slower than fp32, and bf16 autocast is no option. Always true on CUDA."""
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def matmul_peak(size: int = 2048, repeats: int = 5, budget_s: float = 2.0) -> dict:
-    """Best-of-``repeats`` FLOP/s of a size³ matmul in fp32 and bf16 (2·size³ FLOPs each). A dtype whose
-    512³ product already says size³ would take over ``budget_s`` (emulated bf16) is measured at 512³."""
-    import torch
-
-    peaks, sizes = {}, {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        n = size
-        probe_a, probe_b = torch.randn(512, 512, dtype=dtype), torch.randn(512, 512, dtype=dtype)
-        torch.matmul(probe_a, probe_b)  # warm-up: thread pool, kernel choice
-        started = time.perf_counter()
-        torch.matmul(probe_a, probe_b)
-        if (time.perf_counter() - started) * (size / 512) ** 3 > budget_s:
-            n = 512
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        torch.matmul(a, b)
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            torch.matmul(a, b)
-            best = min(best, time.perf_counter() - started)
-        peaks[name], sizes[name] = 2 * n**3 / best, n
-    return {**peaks, "sizes": sizes, "bf16_native": bf16_is_native()}
 
 
 # -- the shared inputs -----------------------------------------------------------------------------------
@@ -240,14 +160,6 @@ def _current_rss_mb() -> float:
         return float("nan")
 
 
-def _matmul_params(model) -> int:
-    """Parameters that take part in matmuls: all of them, less an untied input embedding (a lookup)."""
-    total = sum(p.numel() for p in model.parameters())
-    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
-    if head is None or head.weight is not embeddings.weight:
-        total -= embeddings.weight.numel()
-    return total
-
 
 def _train_ours(spec: dict, model, tokenizer, pairs) -> dict:
     """Through ``Runner.train_offline``: examples, reference cache (cold), LoRA, TrainSettings, ``train``."""
@@ -341,7 +253,7 @@ def run_training(spec: dict) -> dict:
     loaded = load_model(spec["model_dir"])
     pairs = _load_pairs(spec["pairs_file"])
     rss_loaded = _current_rss_mb()
-    params = _matmul_params(loaded.model)
+    params = matmul_params(loaded.model)
     config = loaded.model.config
     result = TRAINERS[spec["trainer"]](spec, loaded.model, loaded.tokenizer, pairs)
     counts = _token_counts(pairs, loaded.tokenizer, spec["max_length"])
@@ -439,7 +351,7 @@ def run_evaluation(spec: dict) -> dict:
 
 
 def run_eval_backends(spec: dict) -> dict:
-    from suite.evaluation.backend_check import measure_backends
+    from suite.bench.eval_backends import measure_backends
 
     return measure_backends(spec)
 
@@ -534,7 +446,7 @@ def run_benchmark(options) -> dict:
     def log(message: str) -> None:
         print(f"[perf {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    machine = {"platform": platform.platform(), "processor": _processor_name(),
+    machine = {"platform": platform.platform(), "processor": processor_name(),
                "cpus": os.cpu_count(), "torch_threads": options.threads or torch.get_num_threads(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                "loadavg_at_start": os.getloadavg()}
@@ -706,7 +618,7 @@ def render_markdown(results: dict) -> str:
         lines += ["", f"Evaluation ({e['leaderboard']}, limit {e['limit']}, {e['backend']} backend): "
                       f"{e['wall_s']:.0f} s; " + "; ".join(parts) + "."]
     if "eval_backends" in results:
-        from suite.evaluation.backend_check import render_backends
+        from suite.bench.eval_backends import render_backends
 
         lines += [""] + render_backends(results["eval_backends"])
     return "\n".join(lines) + "\n"

@@ -54,16 +54,12 @@ class LeaderboardScore:
 
 
 @functools.lru_cache(maxsize=4)
-def _task_index(include_path: str | None):
-    from lm_eval.tasks import TaskManager
-
-    return TaskManager(include_path=include_path) if include_path else TaskManager()
-
-
 def task_index(include_path: str | None = None):
     """lm-eval's TaskManager (with ``include_path``'s extra tasks): built once per process, shared by the
     preflight's task check and the evaluation (indexing every task takes seconds)."""
-    return _task_index(include_path)
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path) if include_path else TaskManager()
 
 
 def leaf_tasks(index, name: str) -> list[str]:
@@ -376,7 +372,7 @@ def evaluate_leaderboard(
     root = mirror_root()
     if root is not None and (root / "nltk_data").is_dir():
         os.environ.setdefault("NLTK_DATA", str(root / "nltk_data"))  # IFEval's sentence splitter
-    index = _task_index(str(spec.include_path) if spec.include_path else None)
+    index = task_index(str(spec.include_path) if spec.include_path else None)
     workdir = Path(workdir)
     plan, deviations = write_task_yamls(spec, index, workdir, root)
     missing = {}

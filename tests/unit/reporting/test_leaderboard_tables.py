@@ -291,9 +291,9 @@ def test_lm_eval_tags_expand_to_their_tasks():
 
 @pytest.mark.slow
 def test_the_real_mmlu_group_has_57_subjects():
-    from suite.evaluation.harness import _task_index
+    from suite.evaluation.harness import task_index
 
-    leaves = leaf_tasks(_task_index(None), "mmlu")
+    leaves = leaf_tasks(task_index(None), "mmlu")
     assert len(leaves) == len(set(leaves)) == 57 and "mmlu_abstract_algebra" in leaves
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from suite.evaluation import load_leaderboard
 from suite.evaluation.backend import _Request, batch_rows, pack_trees
-from suite.evaluation.backend_check import (LOGLIK_TOLERANCE, compare_answers, make_backends, run_requests,
+from suite.bench.eval_backends import (LOGLIK_TOLERANCE, compare_answers, make_backends, run_requests,
                                             task_requests)
-from suite.models import load_model
+from suite.modeling.models import load_model
 
 
 def _assert_same(report, where):

@@ -4,7 +4,7 @@
 mirror data, few-shot seed) for a seeded sample of each task's documents; ``compare_answers`` runs both
 backends on them and reports every difference (log-likelihood, greedy flag, multiple-choice decision,
 generated text); ``time_backends`` measures requests/s and tokens/s of both, per task, alternating them.
-The tests (``tests/test_eval_backend.py``) and the benchmark (``python -m suite.perf``) use these.
+The tests (``tests/unit/evaluation/test_eval_backend.py``) and the benchmark (``python -m suite.bench.perf``) use these.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def task_requests(spec, workdir: Path, *, sample: int | None, seed: int = 0, spe
     from lm_eval.tasks import TaskManager
 
     from suite.data.loaders import mirror_root
-    from suite.evaluation.harness import _task_index, write_task_yamls
+    from suite.evaluation.harness import task_index, write_task_yamls
 
-    index = _task_index(str(spec.include_path) if spec.include_path else None)
+    index = task_index(str(spec.include_path) if spec.include_path else None)
     plan, _ = write_task_yamls(spec, index, Path(workdir), mirror_root())
     overlays = TaskManager(include_path=str(workdir), include_defaults=False)
     names = [(task, name) for task in spec.tasks for _, name in plan[task.id]]
@@ -110,7 +110,7 @@ def _request_tokens(lm, instances, answers=None) -> int:
 def time_backends(backends: dict, instances, repeats: int = 1) -> dict:
     """Seconds, requests/s and tokens/s of each backend on the same instances, backends alternated per repeat
     (machine drift hits all alike); the best of ``repeats``. Also the answers of the last repeat."""
-    from suite.perf import MachineShare
+    from suite.bench.machine import MachineShare
 
     timing = {name: [] for name in backends}
     answers, machine = {}, {}
@@ -133,7 +133,7 @@ def time_backends(backends: dict, instances, repeats: int = 1) -> dict:
     return {"timing": result, "answers": answers}
 
 
-# -- the benchmark section (python -m suite.perf; or alone: python -m suite.evaluation.backend_check) -------
+# -- the benchmark section (python -m suite.bench.perf; or alone: python -m suite.bench.eval_backends) -------
 
 # task type of each quick-spec leaf task (the issue's three kinds of work)
 TASK_TYPES = {"alignsuite_arc_challenge": "multiple choice, shared context",
@@ -160,8 +160,8 @@ def measure_backends(spec: dict) -> dict:
     import torch
 
     from suite.evaluation import load_leaderboard
-    from suite.models import load_model
-    from suite.perf import _matmul_params, bf16_is_native, matmul_peak
+    from suite.modeling.models import load_model
+    from suite.bench.machine import matmul_params, bf16_is_native, matmul_peak
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
@@ -172,7 +172,7 @@ def measure_backends(spec: dict) -> dict:
     workdir = Path(tempfile.mkdtemp(dir=spec.get("workdir"), prefix="eval-backends-"))
     requests = task_requests(load_leaderboard(spec["leaderboard"]), workdir, sample=spec["sample"],
                              samples=spec.get("samples"), seed=spec.get("seed", 0), spec_limits=False)
-    params = _matmul_params(model)
+    params = matmul_params(model)
     tasks = {}
     for name, task in requests.items():
         instances = task["instances"]
@@ -258,13 +258,13 @@ def render_backends(result: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """This section alone: python -m suite.evaluation.backend_check --out DIR."""
+    """This section alone: python -m suite.bench.eval_backends --out DIR."""
     import argparse
     import json
     import os
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m suite.evaluation.backend_check", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m suite.bench.eval_backends", description=main.__doc__)
     parser.add_argument("--out", default="results/eval-speed")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--leaderboard", default="quick")
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "samples": {"alignsuite_gsm8k": options.generation_sample}, "eval_batch_size": options.batch_size,
             "threads": options.threads, "seed": options.seed}
     result = measure_backends(spec)
-    result["command"] = "python -m suite.evaluation.backend_check " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["command"] = "python -m suite.bench.eval_backends " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval-speed.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
