@@ -132,3 +132,12 @@ def reproduce_una_online(session):
         session.run("alignsuite", "reproduce", table, "--scale", "small", "--out", out, "--report-only",
                     env=offline_env())
     session.run("alignsuite", "una-online-report", out, env=offline_env())
+
+
+@nox.session(name="validate-alpaca-eval")
+def validate_alpaca_eval(session):
+    """The suite's AlpacaEval 2.0 win rate and LC win rate vs the published leaderboard, for every generator of
+    the mirror's GPT-4-turbo annotations on it; writes reports/results/judges/validation.{md,csv,json}."""
+    install(session)
+    session.run("python", "-m", "suite.evaluation.alpaca_validation", "--out", "reports/results/judges",
+                *session.posargs, env=offline_env())
