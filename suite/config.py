@@ -60,6 +60,7 @@ class EvalConfig:
     generation_prompts: int = 16  # held-out prompts answered to measure response length
     max_new_tokens: int = 128
     backend: str = "hf"  # lm-eval's model backend: hf (the in-memory model) or vllm (GPU; needs the vllm package)
+    judge: dict | None = None  # judged win rate vs reference answers (suite.evaluation.judged); None = off
 
 
 @dataclass
@@ -369,6 +370,9 @@ def _build_config(raw: dict) -> ExperimentConfig:
     from suite.evaluation.harness import check_eval_backend
 
     check_eval_backend(evaluation.backend)
+    from suite.evaluation.judged import check_judge_config
+
+    check_judge_config(evaluation.judge)
     evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
     _check_dataset(dataset)  # last: an id is checked against the registry, the file itself in the preflight
     return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base)

@@ -49,6 +49,7 @@ def alpaca_eval():
         import alpaca_eval as package
         import alpaca_eval.metrics  # noqa: F401
         import alpaca_eval.metrics.glm_winrate  # noqa: F401
+        import alpaca_eval.completion_parsers  # noqa: F401
     return package
 
 
