@@ -134,3 +134,12 @@ def reproduce_una_online(session):
     for table in ("una-online-cost", "una-online-table4", "una-online-table5", "una-online-table6"):
         session.run("alignsuite", "reproduce", table, "--scale", "small", "--out", out, "--report-only",
                     env=offline_env())
+
+
+@nox.session(name="validate-alpaca-eval")
+def validate_alpaca_eval(session):
+    """The suite's AlpacaEval 2.0 win rate and LC win rate vs the published leaderboard, for every generator of
+    the mirror's GPT-4-turbo annotations on it; writes reports/results/judges/validation.{md,csv,json}."""
+    install(session)
+    session.run("python", "-m", "suite.evaluation.alpaca_validation", "--out", "reports/results/judges",
+                *session.posargs, env=offline_env())

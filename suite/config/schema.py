@@ -71,6 +71,7 @@ class EvalConfig:
     # lm-eval model on the in-memory model: hf (ours, suite.evaluation.backend: shared contexts, same answers),
     # hf-plain (lm-eval's own HF backend) or vllm (GPU; needs the vllm package)
     backend: str = "hf"
+    judge: dict | None = None  # judged win rate vs reference answers (suite.evaluation.judged); None = off
 
 
 @dataclass
@@ -396,6 +397,9 @@ def _build_config(raw: dict) -> ExperimentConfig:
     from suite.evaluation.harness import check_eval_backend
 
     check_eval_backend(evaluation.backend)
+    from suite.evaluation.judged import check_judge_config
+
+    check_judge_config(evaluation.judge)
     evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
     _check_dataset(dataset)  # last: an id is checked against the registry, the file itself in the preflight
     return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base)

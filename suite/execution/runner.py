@@ -84,8 +84,9 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
         "dataset": config.dataset,
         # content, not just names: editing a spec or a local data file makes new runs
         "inputs_hash": input_files_hash(config.eval.leaderboard, config.dataset),
-        # eval.backend only when not the default, so runs planned before it existed keep their ids
-        "eval": {k: v for k, v in dataclasses.asdict(config.eval).items() if (k, v) != ("backend", "hf")},
+        # eval.backend / eval.judge only when not the default, so runs planned before they existed keep their ids
+        "eval": {k: v for k, v in dataclasses.asdict(config.eval).items()
+                 if (k, v) not in (("backend", "hf"), ("judge", None))},
         "max_length": config.train.max_length,
     }
     runs: dict[str, PlannedRun] = {}
@@ -315,6 +316,13 @@ class Runner:
             **{**alignment_kwargs, "generation_prompts": cfg.eval.generation_prompts}, keep_pairs=True,
         )
         timings["alignment_s"] = time.perf_counter() - started
+        judged = None
+        if cfg.eval.judge:  # answers judged against reference answers: win rate, LC win rate
+            from suite.evaluation.judged import judged_evaluation
+
+            started = time.perf_counter()
+            judged = judged_evaluation(model, tokenizer, cfg.eval.judge, run_dir, run.method_id, run.seed)
+            timings["judged_s"] = time.perf_counter() - started
 
         train_summary, execution = split_execution_facts(train_summary or {})
         alignment_pairs = alignment.pop("per_pair", None)  # per-pair values: bootstrap intervals, paired tests
@@ -322,6 +330,8 @@ class Runner:
                    "train": train_summary,
                    "execution": execution,
                    "data": data.stats}
+        if judged is not None:
+            metrics["judged"] = judged
         raw = None
         if self._leaderboard is not None:
             from suite.evaluation import evaluate_leaderboard
