@@ -1,5 +1,6 @@
 """Listwise methods: RRHF and PRO rank K responses per prompt with the policy's own length-normalised
-log-probs, plus an SFT term on the best response. Both are reference-free.
+log-probs, plus an SFT term on the best response (both reference-free); LiPO-λ ranks them by DPO's implicit
+reward β·(ℓ − ℓ_ref) with a lambda-weighted pairwise logistic loss.
 
 Inputs are [B, K] tensors from ``FeedbackBatch.listwise()`` (sequence log-prob sums ℓ, response lengths
 |y|) and ``batch.scores`` (the ranking's scores, best first). Both losses read the ranking off the scores
@@ -15,6 +16,7 @@ from methods.common import taxonomy
 from suite.core.errors import SuiteError
 from suite.method.registry import FeedbackBatch, Method, Paper, register
 
+LIPO_PAPER = Paper("LiPO: Listwise Preference Optimization through Learning-to-Rank", "2402.01878")
 RRHF_PAPER = Paper("RRHF: Rank Responses to Align Language Models with Human Feedback without tears", "2304.05302")
 PRO_PAPER = Paper("Preference Ranking Optimization for Human Alignment", "2306.17492")
 
@@ -116,6 +118,46 @@ def pro_loss(
     return rank + sft_weight * nll, rank, nll
 
 
+def lipo_lambda_loss(
+    policy_logps: torch.Tensor,
+    reference_logps: torch.Tensor,
+    scores: torch.Tensor,
+    *,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LiPO-λ (Liu et al. 2024, "LiPO: Listwise Preference Optimization through Learning-to-Rank", §4), per list.
+
+        s_i     = β · (ℓ_i − ℓ_ref,i)                        (DPO's implicit reward of response i)
+        L       = Σ_{ψ_i > ψ_j} Δ_ij · log(1 + e^{−(s_i − s_j)})
+        Δ_ij    = |G_i − G_j| · |1/D(τ(i)) − 1/D(τ(j))|      (the lambda weight, no gradient)
+        G_i     = 2^{ψ_i} − 1                                 (gain of the label ψ_i, the response's score)
+        D(τ)    = log2(1 + τ)                                 (rank discount)
+
+    τ(i) is the rank (1 = first) of response i in the permutation the policy's own s induces (ties broken by
+    position, stable). Δ_ij is the change of DCG when i and j swap places: pairs whose order matters more to
+    the list's DCG weigh more, which is LambdaLoss's metric-driven weighting (Wang et al. 2018) — the
+    discount in base 2 as there and in NDCG. Pairs with equal labels contribute nothing. Gains are computed
+    in float64 so labels up to ~1000 stay finite. The list's columns may come in any order: only the labels
+    say which response is better. Returns (losses [B], lambda weights Δ [B, K, K], zero where ψ_i ≤ ψ_j).
+    """
+    if policy_logps.dim() != 2 or policy_logps.shape != reference_logps.shape or policy_logps.shape != scores.shape:
+        raise SuiteError(f"lipo: expected [B, K] log-probs, reference log-probs and scores, got "
+                         f"{tuple(policy_logps.shape)}, {tuple(reference_logps.shape)}, {tuple(scores.shape)}")
+    rewards = beta * (policy_logps - reference_logps)
+    with torch.no_grad():
+        labels = scores.to(device=rewards.device, dtype=torch.float64)
+        order = torch.argsort(rewards.detach(), dim=1, descending=True, stable=True)
+        ranks = torch.empty_like(order)
+        ranks.scatter_(1, order, torch.arange(1, order.shape[1] + 1, device=order.device).expand_as(order))
+        inverse_discount = 1 / torch.log2(1 + ranks.to(torch.float64))
+        gains = torch.exp2(labels) - 1
+        weights = (gains[:, :, None] - gains[:, None, :]).abs() * \
+            (inverse_discount[:, :, None] - inverse_discount[:, None, :]).abs()
+        weights = (weights * _strictly_better(labels)).to(rewards.dtype)  # (b, i, j): ψ_i > ψ_j
+    pair_losses = F.softplus(-(rewards[:, :, None] - rewards[:, None, :]))  # −log σ(s_i − s_j)
+    return (weights * pair_losses).sum(dim=(1, 2)), weights
+
+
 def _listwise_inputs(batch: FeedbackBatch, method_id: str):
     if batch.scores is None or batch.scores.dim() != 2:
         raise SuiteError(f"{method_id}: needs listwise feedback (scores of shape [B, K])")
@@ -152,6 +194,26 @@ def pro_objective(batch: FeedbackBatch, hp: dict):
     losses, rank, nll = pro_loss(policy, lengths, scores, sft_weight=beta, temperature=float(hp["temperature"]),
                                  score_temperature=bool(hp["score_temperature"]))
     return losses.mean(), _ranking_metrics(policy, lengths, scores, rank, nll)
+
+
+def lipo_objective(batch: FeedbackBatch, hp: dict):
+    policy, lengths, scores = _listwise_inputs(batch, "lipo")
+    _, reference, _ = batch.listwise()
+    if reference is None:
+        raise SuiteError("lipo: needs the reference log-probs of every response")
+    beta = float(hp["beta"])
+    losses, weights = lipo_lambda_loss(policy, reference, scores, beta=beta)
+    with torch.no_grad():
+        rewards = beta * (policy - reference)
+        better = _strictly_better(scores.to(rewards.dtype))
+        correct = (rewards[:, :, None] > rewards[:, None, :]) & better
+        metrics = {
+            "rewards/best": rewards[:, 0].mean(),  # columns come best first from the data
+            "rewards/worst": rewards[:, -1].mean(),
+            "rewards/accuracy": correct.sum() / better.sum().clamp(min=1),
+            "lipo/lambda_weight": weights.sum() / better.sum().clamp(min=1),
+        }
+    return losses.mean(), metrics
 
 
 LISTWISE_TAXONOMY = taxonomy(
@@ -194,5 +256,24 @@ register(
         objective=pro_objective,
         description="Plackett-Luce over a ranking of K responses (length-normalised log-probs, score-difference "
                     "temperatures), plus SFT on the best.",
+    )
+)
+
+register(
+    Method(
+        id="lipo",
+        name="LiPO-λ",
+        paper=LIPO_PAPER,
+        feedback="listwise",
+        # DPO's implicit reward on a ranked list: reference-based, reverse-KL, no SFT term, no length control.
+        taxonomy=taxonomy(feedback_arity="listwise", reward_form="preference"),
+        needs_reference=True,
+        # β = 0.05: the value of the paper's experiments as recalled, not re-checked against its text
+        # here; configurable. The paper's lists hold 8 responses; data.list_size sets K (default 4).
+        # lr 5e-6 as the DPO-family entries.
+        defaults={"beta": 0.05, "learning_rate": 5e-6},
+        objective=lipo_objective,
+        description="Lambda-weighted pairwise logistic loss over a scored list on DPO's implicit reward "
+                    "(weights: the DCG change of swapping two responses in the policy's own ranking).",
     )
 )
