@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from methods.common import pairwise_reward_metrics, taxonomy
 from suite.core.errors import ConfigError
+from suite.core.ranges import Range
 from suite.method.registry import FeedbackBatch, Method, Paper, register
 
 GPO_PAPER = Paper("Generalized Preference Optimization: A Unified Approach to Offline Alignment", "2402.05749")
@@ -104,6 +105,7 @@ register(
             "learning_rate": 5e-6,
         },
         objective=gpo_objective,
+        ranges={"f": Range(choices=tuple(sorted(CONVEX_FUNCTIONS)))},
         description="A convex function f of the margin β·h: logistic = DPO, squared = IPO, hinge = SLiC; "
                     "also exponential, truncated quadratic and Savage.",
     )
