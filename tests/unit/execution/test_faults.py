@@ -19,9 +19,10 @@ import pytest
 
 from suite.core.errors import SuiteError
 from suite.execution.store import STATUS_COMPLETE, RunClaim, RunStore, process_start
+from support import BAD_INPUTS, REPO_ROOT
 
-CORPUS = Path(__file__).parent / "bad_inputs"
-REPO = Path(__file__).resolve().parent.parent
+CORPUS = BAD_INPUTS
+REPO = REPO_ROOT
 
 
 def _complete_run(store: RunStore, run_id: str, with_checksums: bool = True) -> Path:
