@@ -133,12 +133,58 @@ def _cmd_leaderboards(args) -> int:
     return 0
 
 
+def handler(target: str):
+    """The function ``module:name`` as a command handler, imported only when its command runs: building the
+    parser imports nothing heavy, so ``alignsuite --help`` answers at once."""
+    module, name = target.split(":")
+
+    def run(args):
+        from importlib import import_module
+
+        return getattr(import_module(module), name)(args)
+
+    return run
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (resample counts)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def seed_value(text: str) -> int:
+    """argparse type: a seed in [0, 2**32), the range numpy and torch accept."""
+    if not text.strip().isdigit() or int(text) >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from suite.analysis.claims import PAPERS_DIR, RESAMPLES, SCALES
+    from suite.analysis.statistics import DEFAULT_RESAMPLES
+    from suite.execution.executors import EXECUTORS
+    from suite.execution.launch import LAUNCHERS
+    from suite.reporting.leaderboard import FORMATS
+
     parser = argparse.ArgumentParser(prog="alignsuite", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    verbosity = argparse.ArgumentParser(add_help=False)  # -v / -q, accepted before or after the command
+    verbosity.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                           help="more progress detail (debug messages)")
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="only warnings and errors on stderr")
+    verbosity.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more progress detail (debug messages)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="train and evaluate every method of an experiment config")
+    def command(name: str, help: str, func):
+        made = sub.add_parser(name, help=help, parents=[verbosity])
+        made.set_defaults(func=func)
+        return made
+
+    run = command("run", "train and evaluate every method of an experiment config", _cmd_run)
     run.add_argument("config", help="experiment YAML, or a shipped recipe's name (demo, all-offline, una-small, ...)")
     run.add_argument("--plan", action="store_true", help="list the planned runs and whether each is stored; train nothing")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
@@ -147,9 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", default="1", metavar="N|auto",
                      help="runs at once, each in its own process (auto: one per GPU); a composite waits for its "
                           "components (default 1: one after another in this process)")
-    from suite.execution.executors import EXECUTORS
-    from suite.execution.launch import LAUNCHERS
-
     run.add_argument("--executor", choices=sorted(EXECUTORS),
                      help="where runs execute: local (one after another), processes (--jobs at once), ray (each run "
                           "a Ray task; needs alignsuite[ray]); default local, or processes with --jobs > 1")
@@ -164,32 +207,75 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accelerate-config", metavar="FILE|NAME",
                      help="accelerate config file, or a shipped one in reports/accelerate/ (fsdp, deepspeed-zero2, "
                           "deepspeed-zero3, ddp-gpu)")
-    run.set_defaults(func=_cmd_run)
 
-    methods = sub.add_parser("methods", help="list registered alignment methods")
+    methods = command("methods", "list registered alignment methods", _cmd_methods)
     methods.add_argument("--json", action="store_true")
     methods.add_argument("--taxonomy", action="store_true",
                          help="the survey's table: one column per direction (13) plus feedback and needs")
     methods.add_argument("--format", choices=["text", "md", "csv"], help="taxonomy table format (implies --taxonomy)")
     methods.add_argument("--out", help="write the taxonomy table to this file instead of printing it")
-    methods.set_defaults(func=_cmd_methods)
 
-    datasets = sub.add_parser("datasets", help="list registered datasets")
+    datasets = command("datasets", "list registered datasets", _cmd_datasets)
     datasets.add_argument("--json", action="store_true")
-    datasets.set_defaults(func=_cmd_datasets)
+    command("leaderboards", "list leaderboard specs", _cmd_leaderboards)
 
-    from suite.merging import recipe as merge_recipe
-    from suite.reporting.commands import add_commands
-    from suite.training import reward_model
+    report = command("report", "write report.md, leaderboard.csv, charts and index.html from stored runs",
+                     handler("suite.reporting.commands:report_command"))
+    report.add_argument("results_dir")
 
-    add_commands(sub)
-    merge_recipe.add_command(sub)
-    reward_model.add_command(sub)
+    board = command("leaderboard", "leaderboard tables (md, csv, html, tex) and plots from stored runs",
+                    handler("suite.reporting.commands:leaderboard_command"))
+    board.add_argument("results_dirs", nargs="+", metavar="DIR", help="results directories (several combine)")
+    board.add_argument("--spec", help="leaderboard spec the runs were evaluated on (default: the one they share)")
+    board.add_argument("--out", help="output folder (default: the first DIR's report/)")
+    board.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
+    board.add_argument("--no-plots", action="store_true", help="tables only")
+    board.add_argument("--resamples", type=int, default=1000,
+                       help="bootstrap resamples for the significance of each row against base (0: skip)")
 
-    boards = sub.add_parser("leaderboards", help="list leaderboard specs")
-    boards.set_defaults(func=_cmd_leaderboards)
-    for command in sub.choices.values():  # `alignsuite run X --debug` works as well as `alignsuite --debug run X`
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    compare = command("compare", "is one row better than another? paired tests on the same items",
+                      handler("suite.reporting.commands:compare_command"))
+    compare.add_argument("results_dirs", nargs="+", metavar="DIR", help="results directories (several combine)")
+    compare.add_argument("--a", required=True, metavar="ROW", help="a row label (method, or a config label)")
+    compare.add_argument("--b", required=True, metavar="ROW", help="the row it is compared with (e.g. base)")
+    compare.add_argument("--spec", help="leaderboard spec (default: the one the runs used)")
+    compare.add_argument("--resamples", type=positive_int, default=DEFAULT_RESAMPLES)
+    compare.add_argument("--seed", type=seed_value, default=0)
+    compare.add_argument("--out", help="write the Markdown here instead of printing it")
+
+    reproduce = command("reproduce", "run a paper table's recipe and check its claims against ours",
+                        handler("suite.reporting.commands:reproduce_command"))
+    reproduce.add_argument("table", help="a table id from reports/papers/*.yaml (e.g. una-table2, paft, una-online-cost)")
+    reproduce.add_argument("--scale", default="small", choices=SCALES,
+                           help="small: the embedded model on CPU; paper: the paper's models and data (GPU, hub)")
+    reproduce.add_argument("--out", help="results directory (default results/<recipe name>)")
+    reproduce.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process")
+    reproduce.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
+    reproduce.add_argument("--report-only", action="store_true", help="do not run: report from the stored runs")
+    reproduce.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples for the claims")
+    reproduce.add_argument("--papers", default=str(PAPERS_DIR), help="folder of the papers' table files")
+
+    delta = command("delta", "the delta between a base and a tuned model, and its sparsity",
+                    handler("suite.reporting.deltas:delta_command"))
+    delta.add_argument("base", help="base model: id, path")
+    delta.add_argument("tuned", help="tuned model: id, path, LoRA adapter dir, or a run directory")
+    delta.add_argument("--out", help="folder for delta.json and delta_histogram.png (default ./delta)")
+
+    merge = command("merge", "merge fine-tuned models that share a base (a YAML recipe)",
+                    handler("suite.merging.recipe:merge_command"))
+    merge.add_argument("recipe", help="merge recipe YAML: base, models [{model, weight}], method, parameters, seed")
+    merge.add_argument("--out", help="output folder (default: the recipe's out, else merged/<recipe name>)")
+
+    label = command("reward-label", "score a dataset's responses with a trained reward model: scalar, pairwise or "
+                    "binary data", handler("suite.training.reward_model:reward_label_command"))
+    label.add_argument("reward_model", help="a reward-model run folder (runs/<id>) or its model/ folder")
+    label.add_argument("dataset", help="a registered dataset id, or a local file (with --dataset-format)")
+    label.add_argument("--dataset-format", help="the local file's format: pairwise|binary|scalar|sft|listwise")
+    label.add_argument("--format", required=True, choices=["scalar", "pairwise", "binary"], help="what to write")
+    label.add_argument("--out", required=True, help="the JSONL file to write")
+    label.add_argument("--max-length", type=int, default=512, help="tokens per scored sequence (default 512)")
+    label.add_argument("--batch-size", type=int, default=8)
+    label.add_argument("--limit", type=int, help="only the first N records")
     return parser
 
 
@@ -210,6 +296,9 @@ def _stdout_closed() -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    from suite.core.log import configure
+
+    configure(-1 if args.quiet else min(args.verbose, 1))
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ Remote Ray workers must see the same results folder (a shared file system).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,12 @@ def execute_one(runner_class, config, out_dir: str, run, launcher=None) -> str:
     return runner.execute_claimed(run)
 
 
-def _claim_device(slots, devices: list[str]) -> None:
-    """Worker start: take a slot; with GPUs, see only that slot's one (set before the worker starts CUDA)."""
+def _claim_device(slots, devices: list[str], log_level: int = logging.INFO) -> None:
+    """Worker start: log as the parent does; take a slot; with GPUs, see only that slot's one (set before the
+    worker starts CUDA)."""
+    from suite.core.log import configure
+
+    configure({logging.WARNING: -1, logging.DEBUG: 1}.get(log_level, 0))
     slot = slots.get()
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
@@ -121,7 +126,7 @@ class ProcessExecutor:
             slots.put(slot)
         launcher, out_dir = getattr(runner, "launcher", None), str(runner.store.root)
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_claim_device,
-                                 initargs=(slots, devices)) as pool:
+                                 initargs=(slots, devices, logging.getLogger("suite").getEffectiveLevel())) as pool:
             def wait_one(futures):
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 return [(future, future.result()) for future in done]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import logging
 import time
 import traceback
 from dataclasses import dataclass
@@ -127,8 +127,7 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
     return list(runs.values())
 
 
-def _log(message: str) -> None:
-    print(f"[alignsuite {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 class Runner:
@@ -160,7 +159,7 @@ class Runner:
         self.data_warnings = preflight(self.config, [(run.method, run.hyperparameters, run.label) for run in runs],
                                        prepared, self._leaderboard)
         for warning in self.data_warnings:
-            _log(f"warning: {warning}")
+            log.warning(warning)
 
     def prepare_data(self, feedback: str, seed: int, dataset=None, train_max: int | None = None):
         """``feedback`` records from ``dataset`` (default: the experiment's) under the config's data options;
@@ -188,13 +187,13 @@ class Runner:
         that holds it keeps it ("elsewhere"); one that finished it meanwhile makes it "skipped"."""
         claim = self.store.claim(run.run_id)
         if claim is None:
-            _log(f"{run.run_id}: being run by another process, left to it")
+            log.info(f"{run.run_id}: being run by another process, left to it")
             return STATUS_ELSEWHERE
         try:
             if self.store.is_complete(run.run_id):
-                _log(f"{run.run_id}: completed by another process, skipped")
+                log.info(f"{run.run_id}: completed by another process, skipped")
                 return "skipped"
-            _log(f"{run.run_id}: starting")
+            log.info(f"{run.run_id}: starting")
             return self.execute(run)
         finally:
             claim.release()
@@ -249,7 +248,7 @@ class Runner:
             self.store.write_manifest(run.run_id, manifest)
             if not isinstance(exc, Exception):
                 raise
-            _log(f"{run.run_id}: FAILED — {manifest['error']}")
+            log.error(f"{run.run_id}: FAILED — {manifest['error']}")
             return STATUS_FAILED
         self._drop_resume_state(run)
         self.store.write_manifest(run.run_id, manifest)
@@ -350,7 +349,7 @@ class Runner:
             raw = {"results": result.raw, "deviations": result.deviations, "settings": result.settings,
                    "samples": result.samples}
         metrics["timings"] = timings
-        _log(f"{run.run_id}: done in {sum(timings.values()):.0f}s — average {metrics['eval_average']}, "
+        log.info(f"{run.run_id}: done in {sum(timings.values()):.0f}s — average {metrics['eval_average']}, "
              f"held-out reward accuracy {alignment.get('reward_accuracy')}")
         return metrics, raw
 
@@ -364,7 +363,7 @@ class Runner:
         marker = run_dir / TRAINED_MARKER
         if marker.is_file() and (run_dir / "model").is_dir():
             saved = json.loads(marker.read_text())
-            _log(f"{run.run_id}: training finished in an earlier attempt; evaluating its saved model")
+            log.info(f"{run.run_id}: training finished in an earlier attempt; evaluating its saved model")
             if not saved.get("policy", True):  # its model/ is no policy (a reward model): nothing to evaluate
                 timings.update(saved["timings"])
                 return None, saved["summary"]
@@ -435,7 +434,7 @@ class Runner:
         timings["reference_s"] = timings.get("reference_s", 0.0) + time.perf_counter() - started
         where = f" (stage {stage}/{stages})" if stage else ""
         cache_note = f" (reference cache: {cache.hits} hits, {cache.computed} computed)" if cache else ""
-        _log(f"{run.run_id}: training {method.id}{where} on {len(examples)} {run.feedback} examples{cache_note}")
+        log.info(f"{run.run_id}: training {method.id}{where} on {len(examples)} {run.feedback} examples{cache_note}")
         if stage and stage > 1:  # a later stage starts from the same RNG state whether or not earlier ones resumed
             from transformers import set_seed
 
@@ -501,7 +500,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1, execu
     todo = []
     for run in runs:
         if runner.store.is_complete(run.run_id):
-            _log(f"{run.run_id}: already complete, skipped")
+            log.info(f"{run.run_id}: already complete, skipped")
             outcomes[run.run_id] = RunOutcome(run.run_id, run.method_id, "skipped")
         else:
             todo.append(run)

@@ -147,14 +147,7 @@ def run_recipe(path, out: str | None = None) -> Path:
     return out_dir
 
 
-def _cmd_merge(args) -> int:
+def merge_command(args) -> int:
     out_dir = run_recipe(args.recipe, args.out)
     print(f"merged model: {out_dir}")
     return 0
-
-
-def add_command(subparsers) -> None:
-    parser = subparsers.add_parser("merge", help="merge fine-tuned models that share a base (a YAML recipe)")
-    parser.add_argument("recipe", help="merge recipe YAML: base, models [{model, weight}], method, parameters, seed")
-    parser.add_argument("--out", help="output folder (default: the recipe's out, else merged/<recipe name>)")
-    parser.set_defaults(func=_cmd_merge)

@@ -1,4 +1,5 @@
-"""The reporting commands: ``alignsuite report``, ``leaderboard``, ``compare``, ``reproduce`` and ``delta``.
+"""The reporting commands' handlers: ``alignsuite report``, ``leaderboard``, ``compare`` and ``reproduce``
+(their arguments are defined in ``suite.cli``).
 
 Each reads stored runs through ``suite.execution.store``, aggregates them with ``suite.analysis`` and
 writes one of the views in this package; ``report`` and ``leaderboard`` share every table, formatter and
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.analysis.claims import PAPERS_DIR, RESAMPLES, SCALES
 from suite.analysis.statistics import (
-    DEFAULT_RESAMPLES,
     LeaderboardComparison,
     compare_alignment,
     compare_leaderboard,
@@ -19,9 +18,8 @@ from suite.analysis.statistics import (
 )
 from suite.analysis.tables import collect_runs
 from suite.core.errors import SuiteError
-from suite.reporting import deltas
 from suite.reporting.html import write_html_report
-from suite.reporting.leaderboard import FORMATS, write_leaderboard
+from suite.reporting.leaderboard import write_leaderboard
 from suite.reporting.report import write_report
 from suite.reporting.reproduce import reproduce
 
@@ -48,18 +46,12 @@ def write_folder_report(results_dir: Path) -> None:
     write_index(Path(results_dir))
 
 
-def _cmd_report(args) -> int:
+def report_command(args) -> int:
     write_folder_report(Path(args.results_dir))
     return 0
 
 
-def add_report_command(sub) -> None:
-    report = sub.add_parser("report", help="write report.md, leaderboard.csv, charts and index.html from stored runs")
-    report.add_argument("results_dir")
-    report.set_defaults(func=_cmd_report)
-
-
-def _cmd_leaderboard(args) -> int:
+def leaderboard_command(args) -> int:
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     written = write_leaderboard([Path(d) for d in args.results_dirs], args.spec, Path(args.out) if args.out else None,
                                 formats, plots=not args.no_plots, significance_resamples=args.resamples)
@@ -68,18 +60,6 @@ def _cmd_leaderboard(args) -> int:
     if len(args.results_dirs) == 1 and not args.out and "html" in formats:  # the folder's one page (suite.reporting.html)
         write_index(Path(args.results_dirs[0]), [args.spec] if args.spec else [], args.resamples)
     return 0
-
-
-def add_leaderboard_command(sub) -> None:
-    parser = sub.add_parser("leaderboard", help="leaderboard tables (md, csv, html, tex) and plots from stored runs")
-    parser.add_argument("results_dirs", nargs="+", metavar="DIR", help="results directories (several combine)")
-    parser.add_argument("--spec", help="leaderboard spec the runs were evaluated on (default: the one they share)")
-    parser.add_argument("--out", help="output folder (default: the first DIR's report/)")
-    parser.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
-    parser.add_argument("--no-plots", action="store_true", help="tables only")
-    parser.add_argument("--resamples", type=int, default=1000,
-                        help="bootstrap resamples for the significance of each row against base (0: skip)")
-    parser.set_defaults(func=_cmd_leaderboard)
 
 
 def comparison_markdown(name_a: str, name_b: str, board: LeaderboardComparison | None,
@@ -118,7 +98,7 @@ def comparison_markdown(name_a: str, name_b: str, board: LeaderboardComparison |
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _cmd_compare(args) -> int:
+def compare_command(args) -> int:
     collected = collect_runs([Path(d) for d in args.results_dirs], args.spec)
     groups = {}
     for label in (args.a, args.b):
@@ -140,6 +120,8 @@ def _cmd_compare(args) -> int:
                                       seed=args.seed, names=(args.a, args.b))
     except SuiteError as exc:
         notes.append(f"alignment: not compared ({exc})")
+    if board is None and alignment is None:  # nothing compared is an error, not an empty report
+        raise SuiteError(f"{args.a} vs {args.b}: nothing could be compared: {'; '.join(notes)}")
     text = comparison_markdown(args.a, args.b, board, alignment, notes)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -150,19 +132,7 @@ def _cmd_compare(args) -> int:
     return 0
 
 
-def add_compare_command(sub) -> None:
-    compare = sub.add_parser("compare", help="is one row better than another? paired tests on the same items")
-    compare.add_argument("results_dirs", nargs="+", metavar="DIR", help="results directories (several combine)")
-    compare.add_argument("--a", required=True, metavar="ROW", help="a row label (method, or a config label)")
-    compare.add_argument("--b", required=True, metavar="ROW", help="the row it is compared with (e.g. base)")
-    compare.add_argument("--spec", help="leaderboard spec (default: the one the runs used)")
-    compare.add_argument("--resamples", type=positive_int, default=DEFAULT_RESAMPLES)
-    compare.add_argument("--seed", type=seed_value, default=0)
-    compare.add_argument("--out", help="write the Markdown here instead of printing it")
-    compare.set_defaults(func=_cmd_compare)
-
-
-def _cmd_reproduce(args) -> int:
+def reproduce_command(args) -> int:
     path, verdicts = reproduce(args.table, args.scale, Path(args.out) if args.out else None,
                                jobs=args.jobs, assignments=args.set or [], run=not args.report_only,
                                resamples=args.resamples, papers_dir=Path(args.papers))
@@ -171,43 +141,3 @@ def _cmd_reproduce(args) -> int:
         print(f"{verdict.claim.id:<{width}}  {verdict.verdict}")
     print(f"report: {path}")
     return 0
-
-
-def add_reproduce_command(sub) -> None:
-    parser = sub.add_parser("reproduce", help="run a paper table's recipe and check its claims against ours")
-    parser.add_argument("table", help="a table id from reports/papers/*.yaml (e.g. una-table2, paft, una-online-cost)")
-    parser.add_argument("--scale", default="small", choices=SCALES,
-                        help="small: the embedded model on CPU; paper: the paper's models and data (GPU, hub)")
-    parser.add_argument("--out", help="results directory (default results/<recipe name>)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (repeatable)")
-    parser.add_argument("--report-only", action="store_true", help="do not run: report from the stored runs")
-    parser.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples for the claims")
-    parser.add_argument("--papers", default=str(PAPERS_DIR), help="folder of the papers' table files")
-    parser.set_defaults(func=_cmd_reproduce)
-
-
-def add_commands(sub) -> None:
-    add_report_command(sub)
-    deltas.add_command(sub)
-    add_leaderboard_command(sub)
-    add_compare_command(sub)
-    add_reproduce_command(sub)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1 (resample counts)."""
-    import argparse
-
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
-def seed_value(text: str) -> int:
-    """argparse type: a seed in [0, 2**32), the range numpy and torch accept."""
-    import argparse
-
-    if not text.strip().isdigit() or int(text) >= 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
-    return int(text)

@@ -13,7 +13,7 @@ from suite.merging.delta import delta_report, format_summary, resolve_model
 from suite.reporting.plots import delta_histograms, save_png
 
 
-def _cmd_delta(args) -> int:
+def delta_command(args) -> int:
     base = resolve_model(args.base)
     tuned = resolve_model(args.tuned, base_id=args.base)
     report = delta_report(base, tuned)
@@ -23,11 +23,3 @@ def _cmd_delta(args) -> int:
     save_png(delta_histograms({Path(args.tuned).name or args.tuned: report}), out / "delta_histogram.png")
     print(f"wrote {out / 'delta.json'} and {out / 'delta_histogram.png'}")
     return 0
-
-
-def add_command(subparsers) -> None:
-    parser = subparsers.add_parser("delta", help="the delta between a base and a tuned model, and its sparsity")
-    parser.add_argument("base", help="base model: id, path")
-    parser.add_argument("tuned", help="tuned model: id, path, LoRA adapter dir, or a run directory")
-    parser.add_argument("--out", help="folder for delta.json and delta_histogram.png (default ./delta)")
-    parser.set_defaults(func=_cmd_delta)

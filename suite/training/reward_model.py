@@ -297,7 +297,7 @@ class _Scored:
     reward: float
 
 
-def _cmd_reward_label(args) -> int:
+def reward_label_command(args) -> int:
     from suite.data import load_native
 
     model, tokenizer = load_reward_model(args.reward_model)
@@ -312,17 +312,3 @@ def _cmd_reward_label(args) -> int:
     staging.replace(out)
     print(f"wrote {len(rows)} {args.format} rows to {out} (use as dataset: {{path: {out}, format: {args.format}}})")
     return 0
-
-
-def add_command(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "reward-label", help="score a dataset's responses with a trained reward model: scalar, pairwise or binary data")
-    parser.add_argument("reward_model", help="a reward-model run folder (runs/<id>) or its model/ folder")
-    parser.add_argument("dataset", help="a registered dataset id, or a local file (with --dataset-format)")
-    parser.add_argument("--dataset-format", help="the local file's format: pairwise|binary|scalar|sft|listwise")
-    parser.add_argument("--format", required=True, choices=["scalar", "pairwise", "binary"], help="what to write")
-    parser.add_argument("--out", required=True, help="the JSONL file to write")
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per scored sequence (default 512)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--limit", type=int, help="only the first N records")
-    parser.set_defaults(func=_cmd_reward_label)

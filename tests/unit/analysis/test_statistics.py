@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from test_leaderboard_tables import ROW_DOCS, make_store, spec_file, write_run
+from support.stores import ROW_DOCS, make_store, spec_file, write_run
 
 from suite.analysis.statistics import (
     alignment_intervals,

@@ -23,7 +23,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_registry_methods import synthetic_batch
+from support.batches import synthetic_batch
 
 from suite.core.errors import DataError
 from suite.data.loaders import load_local

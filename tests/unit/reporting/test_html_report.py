@@ -15,8 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_leaderboard_tables import ROW_DOCS, spec_file, train_log, write_run
-from test_reproduce import toy_paper
+from support.stores import ROW_DOCS, spec_file, train_log, write_run
+from support.papers import toy_paper
 
 from suite.cli import main
 from suite.core.errors import SuiteError

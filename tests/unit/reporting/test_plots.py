@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-from test_leaderboard_tables import make_store
+from support.stores import make_store
 
 from suite.core.errors import SuiteError
 from suite.analysis.tables import build_table, collect_runs

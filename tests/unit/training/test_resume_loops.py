@@ -8,7 +8,7 @@ import random
 import pytest
 import yaml
 from conftest import preference_rows, write_jsonl
-from test_resume import kill_when, logged_steps, run_command
+from support.processes import kill_when, logged_steps, run_command
 
 from suite.cli import main
 from suite.config.schema import load_config
