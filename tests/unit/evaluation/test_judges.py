@@ -200,7 +200,7 @@ def test_annotation_file_with_preference_outside_range(tmp_path):
 
 
 def test_runner_eval_judge(tmp_path, tiny_reward_model):
-    from conftest import preference_rows, write_jsonl
+    from support import preference_rows, write_jsonl
     from suite.config.schema import load_config
     from suite.execution.runner import plan_runs, run_experiment
 

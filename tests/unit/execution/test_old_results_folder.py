@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FIXTURES, write_local_leaderboard
+from support import FIXTURES, write_local_leaderboard
 
 from suite.analysis.tables import build_table, collect_runs
 from suite.execution.store import load_runs, train_curves

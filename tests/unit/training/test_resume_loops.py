@@ -7,7 +7,7 @@ import random
 
 import pytest
 import yaml
-from conftest import preference_rows, write_jsonl
+from support import preference_rows, write_jsonl
 from support.processes import kill_when, logged_steps, run_command
 
 from suite.cli import main
