@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from suite.core.errors import ConfigError, DataError, SuiteError
+from suite.core.registry import Registry
+from suite.core.errors import DataError, SuiteError
 from suite.data.alpaca_eval_models import ALPACA_EVAL_COMMIT, ALPACA_EVAL_MODELS
 from suite.data.loaders import mirror_root, read_json_rows, split_hh_transcript
 from suite.data.records import PairwiseRecord, ScalarRecord, SFTRecord
@@ -235,9 +236,10 @@ def load_gsm8k_train() -> LoadedRecords:
 
 # -- the registry -----------------------------------------------------------------------------------
 
-DATASETS: dict[str, DatasetSpec] = {
-    spec.id: spec
-    for spec in (
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", "dataset", listing="registered",
+    hint=" (or a local file as {path: FILE, format: pairwise|binary|scalar|sft|listwise})")
+for _spec in (
         DatasetSpec(
             id="hh-rlhf-harmless",
             hub_id="Anthropic/hh-rlhf",
@@ -301,16 +303,13 @@ DATASETS: dict[str, DatasetSpec] = {
             upstream='datasets.load_dataset("openai/gsm8k", "main", split="train")',
             loader=load_gsm8k_train,
         ),
-    )
-}
+    ):
+    DATASETS.add(_spec.id, _spec)
 
 
 def get_dataset(dataset_id: str) -> DatasetSpec:
     """The registered dataset ``dataset_id``; ConfigError listing the known ids otherwise."""
-    if dataset_id not in DATASETS:
-        raise ConfigError(f"dataset: unknown dataset {dataset_id!r}; registered: {', '.join(sorted(DATASETS))} "
-                          "(or a local file as {path: FILE, format: pairwise|binary|scalar|sft|listwise})")
-    return DATASETS[dataset_id]
+    return DATASETS.get(dataset_id)
 
 
 def describe_datasets() -> list[dict]:
@@ -319,5 +318,5 @@ def describe_datasets() -> list[dict]:
         {"id": s.id, "hub_id": s.hub_id, "hub_config": s.hub_config, "hub_split": s.hub_split,
          "feedback": s.feedback, "source": s.source, "license": s.license, "rows": s.rows,
          "mirror_file": s.mirror_file, "description": s.description}
-        for s in DATASETS.values()
+        for _, s in DATASETS.items()
     ]

@@ -20,21 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suite.core.errors import ConfigError, SuiteError
+from suite.core.registry import Registry
 
-EXECUTORS: dict[str, type] = {}
+EXECUTORS: Registry[type] = Registry("executor", "--executor")
 # Environment a remote worker needs to read the same data and caches as this process.
 FORWARDED_ENV_PREFIXES = ("ALIGNSUITE_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "NLTK_DATA")
 
 
 def register_executor(cls):
-    EXECUTORS[cls.name] = cls
-    return cls
+    return EXECUTORS.add(cls.name, cls)
 
 
 def get_executor(name: str, **options):
-    if name not in EXECUTORS:
-        raise ConfigError(f"--executor {name}: unknown executor; known: {', '.join(sorted(EXECUTORS))}")
-    return EXECUTORS[name](**options)
+    return EXECUTORS.get(name)(**options)
 
 
 @dataclass

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from suite.core.errors import ConfigError, SuiteError
+from suite.core.registry import Registry
 from suite.core.resources import shipped_dir
 
 LAUNCH_CONFIGS = shipped_dir("reports") / "accelerate"
@@ -122,7 +123,8 @@ class AccelerateLauncher:
         return {**trained["summary"], "launcher": self.describe()}
 
 
-LAUNCHERS = {"accelerate": AccelerateLauncher}
+LAUNCHERS: Registry[type] = Registry("launcher", "--launcher")
+LAUNCHERS.add("accelerate", AccelerateLauncher)
 
 
 def _module_available(name: str) -> bool:

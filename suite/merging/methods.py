@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from peft.utils import merge_utils
 
+from suite.core.registry import Registry
 from suite.core.errors import ConfigError
 
 
@@ -104,9 +105,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float, colinear_threshold: float 
 
 
 _SIGN = {"majority_sign_method": "total"}
-MERGE_METHODS: dict[str, MergeMethod] = {
-    m.id: m
-    for m in (
+MERGE_METHODS: Registry[MergeMethod] = Registry("merge method", "method")
+for _method in (
         Linear("linear", "Weighted average of the models (weights normalised to sum to one)."),
         TaskArithmetic("task-arithmetic", "θ_0 + λ Σ w_i δ_i (Ilharco et al. 2023, arXiv 2212.04089).", {"scale": 1.0}),
         Ties("ties", "Trim each delta to its top-density entries, elect signs, average agreeing entries "
@@ -119,14 +119,12 @@ MERGE_METHODS: dict[str, MergeMethod] = {
                        {"density": 0.5, "scale": 1.0}),
         Slerp("slerp", "Spherical interpolation between two models' weights at t (t = 0: the first).", {"t": 0.5},
               models=2),
-    )
-}
+):
+    MERGE_METHODS.add(_method.id, _method)
 
 
 def get_merge_method(method_id: str) -> MergeMethod:
-    if method_id not in MERGE_METHODS:
-        raise ConfigError(f"merge method {method_id!r} is unknown; known: {', '.join(sorted(MERGE_METHODS))}")
-    return MERGE_METHODS[method_id]
+    return MERGE_METHODS.get(method_id)
 
 
 def merge_state_dicts(base: dict, tuned: list[dict], method_id: str, weights: list[float] | None = None,

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from suite.core.errors import ConfigError
+from suite.core.registry import Registry
 
 # The survey's 13 directions (arXiv 2407.16216), as (pillar, direction, allowed values).
 TAXONOMY = (
@@ -196,11 +197,8 @@ class Method:
         }
 
 
-_METHODS: dict[str, Method] = {}
-
-
 def register(method: Method) -> Method:
-    if method.id in _METHODS:
+    if method.id in METHODS:
         raise ValueError(f"method {method.id!r} registered twice")
     for direction, value in method.taxonomy.items():
         allowed = dict((d, v) for _, d, v in TAXONOMY).get(direction)
@@ -224,8 +222,7 @@ def register(method: Method) -> Method:
     if missing_ranges(method):
         raise ValueError(f"method {method.id!r}: no declared range for {', '.join(missing_ranges(method))} "
                          "(give Method.ranges or add the name to suite.method.ranges.COMMON_RANGES)")
-    _METHODS[method.id] = method
-    return method
+    return METHODS.add(method.id, method)
 
 
 PLUGIN_GROUP = "alignsuite.methods"  # entry-point group of the packages that register methods
@@ -247,13 +244,12 @@ def load_plugins() -> None:
                           "(install the suite with `pip install -e .`)")
 
 
+METHODS: Registry[Method] = Registry("method", "methods", listing="registered", loader=load_plugins)
+
+
 def get_method(method_id: str) -> Method:
-    load_plugins()
-    if method_id not in _METHODS:
-        raise ConfigError(f"methods: unknown method {method_id!r}; registered: {', '.join(sorted(_METHODS))}")
-    return _METHODS[method_id]
+    return METHODS.get(method_id)
 
 
 def all_methods() -> list[Method]:
-    load_plugins()
-    return [_METHODS[k] for k in sorted(_METHODS)]
+    return [method for _, method in METHODS.items()]

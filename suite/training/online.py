@@ -40,6 +40,7 @@ from typing import Callable
 import torch
 
 from suite.core.errors import ConfigError, DataError
+from suite.core.registry import Registry
 from suite.method.registry import Component
 from suite.modeling.sequences import EncodedSequence, encode_prompt, left_padded_prompts
 from suite.training.loop import LoopSettings, StepLoop, training_device
@@ -57,22 +58,19 @@ HELDOUT_SEED = 1_000_003
 
 # (the prompt's record — its ``completion`` is the data's reference answer —, response text, response ids)
 RewardRule = Callable[[object, str, list], float]
-REWARD_RULES: dict[str, RewardRule] = {}
+REWARD_RULES: Registry[RewardRule] = Registry(
+    "reward rule", "reward", hint=" (or 'model': the reward-model component)")
 
 
 def register_reward_rule(name: str, rule: RewardRule) -> RewardRule:
     """Make ``rule`` available to online methods as ``reward: <name>``."""
-    if name == "model" or name in REWARD_RULES:
-        raise ValueError(f"reward rule {name!r} is taken")
-    REWARD_RULES[name] = rule
-    return rule
+    if name == "model":
+        raise ValueError("reward rule 'model' is taken: it names the reward-model component")
+    return REWARD_RULES.add(name, rule)
 
 
 def reward_rule(name) -> RewardRule:
-    if name not in REWARD_RULES:
-        raise ConfigError(f"reward: {name!r} is neither 'model' (the reward-model component) nor a registered rule; "
-                          f"rules: {', '.join(sorted(REWARD_RULES))}")
-    return REWARD_RULES[name]
+    return REWARD_RULES.get(name)
 
 
 GSM8K_MARKED = re.compile(r"####\s*(-?[\d,]*\.?\d+)")

@@ -25,13 +25,11 @@ __all__ = ["Judge", "build_judge", "check_keys", "judge_types", "preference_from
 
 
 def judge_types() -> list[str]:
-    return sorted(JUDGES)
+    return JUDGES.names()
 
 
 def build_judge(spec: dict) -> Judge:
     if not isinstance(spec, dict):
         raise ConfigError(f"eval.judge: expected a mapping with a 'type', got {type(spec).__name__}")
     kind = spec.get("type")
-    if kind not in JUDGES:
-        raise ConfigError(f"eval.judge.type: unknown judge {kind!r}; known: {', '.join(sorted(JUDGES))}")
-    return JUDGES[kind]({k: v for k, v in spec.items() if k != "type"})
+    return JUDGES.get(kind)({k: v for k, v in spec.items() if k != "type"})

@@ -6,6 +6,7 @@ import math
 from typing import Callable, Protocol
 
 from suite.core.errors import ConfigError
+from suite.core.registry import Registry
 
 
 class Judge(Protocol):
@@ -18,13 +19,12 @@ class Judge(Protocol):
         """What this judge is (type, model / endpoint, settings), recorded with its results."""
 
 
-JUDGES: dict[str, Callable[[dict], Judge]] = {}
+JUDGES: Registry[Callable[[dict], Judge]] = Registry("judge", "eval.judge.type")
 
 
 def register_judge(name: str):
     def decorate(factory):
-        JUDGES[name] = factory
-        return factory
+        return JUDGES.add(name, factory)
 
     return decorate
 

@@ -23,7 +23,7 @@ def test_the_registry_names_every_executor():
     assert {"local", "processes", "ray"} <= set(EXECUTORS)
     assert default_executor(1) == "local" and default_executor(3) == "processes"
     assert get_executor("processes", jobs=3).jobs == 3
-    with pytest.raises(ConfigError, match="unknown executor; known: local, processes, ray"):
+    with pytest.raises(ConfigError, match="unknown executor 'slurm'; known: local, processes, ray"):
         get_executor("slurm")
 
 

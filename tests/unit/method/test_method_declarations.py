@@ -5,7 +5,7 @@ not a silently ignored setting later."""
 import pytest
 
 from suite.method.registry import (
-    _METHODS,
+    METHODS,
     EXTRA_INPUTS,
     Method,
     Paper,
@@ -29,14 +29,14 @@ def registered():
     ids = []
     yield ids
     for method_id in ids:
-        _METHODS.pop(method_id, None)
+        METHODS.remove(method_id)
 
 
 def test_a_misspelt_extra_input_is_refused_at_registration(registered):
     registered.append("test-misspelt")
     with pytest.raises(ValueError, match=r"unknown extra_inputs \['sequence_kll'\]"):
         register(_method("test-misspelt", extra_inputs=frozenset({"sequence_kll"})))
-    assert "test-misspelt" not in _METHODS
+    assert "test-misspelt" not in METHODS
 
 
 def test_extra_inputs_need_an_objective_to_serve(registered):
@@ -53,7 +53,7 @@ def test_a_staged_method_needs_stages_and_a_loop_that_trains_them(registered):
     with pytest.raises(ValueError, match="staged"):
         register(_method("test-staged", staged=True, train_loop=lambda *a, **k: None))
     register(_method("test-staged", staged=True, train_loop=lambda *a, **k: None, defaults={"stages": 2}))
-    assert _METHODS["test-staged"].staged
+    assert METHODS.get("test-staged").staged
 
 
 def test_every_registered_method_declares_only_known_extra_inputs():
