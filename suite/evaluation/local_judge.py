@@ -152,12 +152,14 @@ def write_report(result: dict, out: Path, command: str) -> None:
 def verdict(result: dict) -> str:
     agree, base, rho = (result["agreement_with_gpt4_turbo"], result["length_baseline_agreement"],
                         result["spearman_vs_published_win_rate"])
-    strength = "weak" if agree < 0.75 else "moderate" if agree < 0.85 else "fair"
-    return (f"{strength.capitalize()}. A 135M-parameter reward model trained on a few hundred pairs on a CPU budget "
+    strength = "no better than chance" if agree < 0.55 else "weak" if agree < 0.75 else "moderate" if agree < 0.85 else "fair"
+    pairs, steps = result["settings"]["train_pairs"], result["settings"]["steps"]
+    return (f"{strength.capitalize()}. A 135M-parameter reward model trained on {pairs} pairs ({steps} steps) on a CPU budget "
             f"agrees with GPT-4-turbo on {agree:.0%} of held-out comparisons (the length-only rule: {base:.0%}) and "
-            f"ranks the held-out generators with Spearman ρ = {rho:.2f} against the published leaderboard. It is a "
-            "smoke-level judge for CPU runs, not a substitute for AlpacaEval's GPT-4-turbo annotator: use it to "
-            "compare runs of the same model, never to quote AlpacaEval numbers.")
+            f"ranks the held-out generators with Spearman ρ = {rho:.2f} against the published leaderboard. "
+            + ("It is not usable as a judge. " if agree < 0.55 else "It is a smoke-level judge for CPU runs: use it "
+               "to compare runs of the same model. ") + "It is no substitute for AlpacaEval's GPT-4-turbo annotator, "
+            "and its numbers are never AlpacaEval numbers.")
 
 
 def main(argv=None) -> int:
@@ -183,7 +185,7 @@ def main(argv=None) -> int:
                           "max_length": args.max_length, "train_pairs": len(pairs), "train_generators": train_gens,
                           "train_instructions": len(train_instr), "reward_model_run": run_dir.name}
     result["minutes"] = (time.time() - started) / 60
-    result["verdict"] = verdict(result)
+    result["verdict"] = verdict(result)  # needs result["settings"]
     command = "python -m suite.evaluation.local_judge " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(result, Path(args.out), command.strip())
     print(json.dumps({k: v for k, v in result.items() if k not in ("per_generator", "settings")}, indent=1))
