@@ -288,6 +288,8 @@ LOOP_DEFAULTS = {
     "eval_prompts": 16,
 }
 ONLINE = dict(policy="on-policy", online="online")
+# The registered method whose runs are the online methods' reward model (methods/reward_model.py).
+REWARD_MODEL_METHOD = "reward-model"
 
 
 def _components(check=None):
@@ -297,7 +299,7 @@ def _components(check=None):
     def components(hp: dict) -> dict:
         if check is not None:
             check(hp)
-        return reward_components(hp)
+        return reward_components(hp, REWARD_MODEL_METHOD)
 
     return components
 

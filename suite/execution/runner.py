@@ -27,6 +27,7 @@ from suite.core.io import (
 )
 from suite.execution.executors import RunOutcome, default_executor, get_executor
 from suite.execution.store import (
+    BASE_ROW,
     STATUS_COMPLETE,
     STATUS_FAILED,
     STATUS_RUNNING,
@@ -35,7 +36,6 @@ from suite.execution.store import (
 from suite.execution.result_checks import check_result, check_weights, input_files_hash  # noqa: F401 (re-exported)
 from suite.method.registry import Method, get_method
 
-BASE_ROW = "base"
 STATUS_ELSEWHERE = "elsewhere"  # another process on the same results folder holds the run
 # Train settings that change how a run executes, never its result: left out of run ids.
 EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps",)

@@ -127,12 +127,12 @@ class RuleReward:
                              for seq, record, text in zip(sequences, records, texts)])
 
 
-def reward_components(hp: dict) -> dict:
-    """An online method's components: the reward model it trains against, when ``reward: model``
-    (trained once, shared by every method naming the same one); none for a rule (checked here, so an
-    unknown rule fails when the config is read)."""
+def reward_components(hp: dict, reward_method: str) -> dict:
+    """An online method's components: the reward model it trains against — a run of the registered method
+    ``reward_method`` —, when ``reward: model`` (trained once, shared by every method naming the same one);
+    none for a rule (checked here, so an unknown rule fails when the config is read)."""
     if hp["reward"] == "model":
-        return {REWARD_MODEL_COMPONENT: Component("reward-model", dict(hp["reward_model_overrides"]),
+        return {REWARD_MODEL_COMPONENT: Component(reward_method, dict(hp["reward_model_overrides"]),
                                                   hp["reward_model_dataset"])}
     reward_rule(hp["reward"])
     return {}
