@@ -156,18 +156,21 @@ def test_sdpo_runs_in_stages_each_with_the_previous_model_as_reference(tmp_path,
 
 def test_methods_taxonomy_table(capsys, tmp_path):
     from suite.method.registry import TAXONOMY_DIRECTIONS, all_methods
+    from suite.method.taxonomy import taxonomy_rows
 
     assert main(["methods", "--taxonomy"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert all(direction in lines[0] for direction in TAXONOMY_DIRECTIONS)
-    assert len(lines) == 1 + len(all_methods())
+    rows = taxonomy_rows(all_methods())
+    not_runnable = sum(r["runnable"] == "no" for r in rows)
+    assert len(lines) == 1 + len(rows) + (2 + not_runnable if not_runnable else 0)  # + the "not runnable here" notes
     out = tmp_path / "survey.csv"
     assert main(["methods", "--format", "csv", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {out}"
     import csv
 
     rows = {r["method"]: r for r in csv.DictReader(out.open())}
-    assert len(next(iter(rows.values()))) == 1 + 13 + 3 + 1  # method, 13 directions, needs, paper
+    assert len(next(iter(rows.values()))) == 1 + 13 + 3 + 3 + 1  # method, 13 directions, needs, survey, paper
     assert rows["tdpo"]["reward-level"] == "token" and rows["sft"]["needs reference"] == "no"
     assert rows["dpo"]["online"] == "offline" and rows["dpo"]["needs reward model"] == "no"
     assert "2305.18290" in rows["dpo"]["paper"]
