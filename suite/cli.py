@@ -92,12 +92,9 @@ def _cmd_methods(args) -> int:
         from suite.method.taxonomy import RENDERERS, taxonomy_rows
 
         table = RENDERERS[args.format or "text"](taxonomy_rows(all_methods()))
-        if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(table)
-            print(f"wrote {args.out}")
-        else:
-            print(table, end="")
+        from suite.core.io import write_or_print
+
+        write_or_print(table, args.out)
         return 0
     rows = [m.summary() for m in all_methods()]
     if args.json:

@@ -152,3 +152,20 @@ def content_hash(payload) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_or_print(text: str, out: str | Path | None) -> None:
+    """A command's text result: into ``out`` (its folder made) with a line saying so, else to stdout."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+        print(f"wrote {out}")
+    else:
+        print(text, end="")

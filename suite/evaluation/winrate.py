@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import math
 import os
 import random
@@ -142,14 +141,10 @@ def load_instruction_file(path: str | Path) -> tuple[Instruction, ...]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: instruction file not found")
+    from suite.data.loaders import read_json_rows
+
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: row {number}: invalid JSON ({exc.msg})") from None
+    for number, row in read_json_rows(path):
         if not isinstance(row, dict):
             raise DataError(f"{path}: row {number}: expected a JSON object")
         instruction = row.get("instruction")

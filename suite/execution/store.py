@@ -14,7 +14,6 @@ checks what it reads and names the file, key or line of anything malformed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -23,19 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suite.core.errors import SuiteError
-from suite.core.io import read_json_object, utc_now, write_json_atomic
+from suite.core.io import file_sha256, read_json_object, utc_now, write_json_atomic
 
 STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED = "running", "complete", "failed"
 # The result files a complete run's manifest vouches for (those that exist).
 RESULT_FILES = ("metrics.json", "lm_eval_results.json", "lm_eval_samples.json")
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 KNOWN_STATUSES = (STATUS_COMPLETE, STATUS_FAILED, STATUS_RUNNING)

