@@ -174,7 +174,8 @@ def settings_notes(table: Table) -> list[str]:
     seen: dict[str, set] = {}
     for run in table.runs:
         settings = run.metrics.get("eval_settings") or {}
-        for key in ("lm_eval_version", "batch_size", "apply_chat_template", "fewshot_as_multiturn", "data_source"):
+        for key in ("lm_eval_version", "batch_size", "chat_template", "apply_chat_template", "fewshot_as_multiturn",
+                    "chat_template_sha256", "data_source"):
             if key in settings:
                 seen.setdefault(key, set()).add(str(settings[key]))
         shots = {task: spec.get("num_fewshot") for task, spec in (settings.get("tasks") or {}).items()}

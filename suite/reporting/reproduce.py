@@ -34,7 +34,8 @@ from suite.merging.delta import sparsity_at
 from suite.reporting.plots import delta_histograms, save_png
 from suite.reporting.render import fmt, html_table, markdown_table
 
-SETTING_KEYS = ("lm_eval_version", "batch_size", "apply_chat_template", "data_source")
+SETTING_KEYS = ("lm_eval_version", "batch_size", "chat_template", "apply_chat_template", "fewshot_as_multiturn",
+                "chat_template_sha256", "data_source")
 CLAIMS_HEADER = ["claim", "the paper says", "in the paper's numbers", "ours (difference [95 % interval])", "verdict"]
 
 
