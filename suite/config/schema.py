@@ -63,6 +63,8 @@ class TrainConfig:
 class EvalConfig:
     leaderboard: str | None = "quick"  # a spec in leaderboards/ or a path; None skips lm-eval
     limit: int | None = None  # overrides every task's limit in the spec
+    # a seeded sample of this many documents per leaf task in place of the limits (harness.SUBSET_RULE)
+    subset: int | None = None
     batch_size: int = 8
     # auto: the tokenizer's chat template where it has one, unless the leaderboard spec pins it (open-llm-v1
     # and the v1-style quick specs pin off, as the v1 leaderboard ran); few-shot examples become a multi-turn
@@ -133,6 +135,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "train.checkpoint_steps": NON_NEGATIVE_INT,
     "eval.leaderboard": Range(kind="text", nullable=True),
     "eval.limit": _OPTIONAL_POSITIVE_INT,
+    "eval.subset": _OPTIONAL_POSITIVE_INT,
     "eval.batch_size": POSITIVE_INT,
     "eval.chat_template": Range(choices=("auto", "on", "off")),
     "eval.apply_chat_template": Range(kind="bool", nullable=True),
@@ -307,7 +310,8 @@ def _resolve_chat_template_keys(evaluation: EvalConfig, raw: dict) -> None:
 
 def _parse_methods(raw) -> list[MethodChoice]:
     if not isinstance(raw, list) or not raw:
-        raise ConfigError("methods: expected a non-empty list of method ids (or {id: ..., <hyper-parameter>: ...})")
+        raise ConfigError("methods: expected a non-empty list of method ids (or {id: ..., <hyper-parameter>: ...}); "
+                          "an empty list evaluates the base model alone")
     choices = []
     for index, entry in enumerate(raw):
         if isinstance(entry, str):
@@ -355,7 +359,9 @@ def _build_config(raw: dict) -> ExperimentConfig:
             raise ConfigError(f"dataset.{missing[0]}: missing (a local dataset needs path and format)")
     elif not isinstance(dataset, str):
         raise ConfigError(f"dataset: expected a dataset id or {{path, format}}, got {dataset!r}")
-    methods = _parse_methods(raw["methods"])
+    # no methods: the base model alone (an evaluation, e.g. against a published leaderboard row)
+    base_only = raw["methods"] == [] and raw.get("evaluate_base", True) is True
+    methods = [] if base_only else _parse_methods(raw["methods"])
     for index, choice in enumerate(methods):
         try:
             method = get_method(choice.id)

@@ -253,6 +253,33 @@ def score_leaderboard(spec: LeaderboardSpec, results: dict, plan: dict, missing:
     return LeaderboardScore(scores, headlines, stderr, average, partial, missing)
 
 
+SUBSET_RULE = ("per leaf task, the documents at sorted(random.Random(f'alignsuite-subset:{leaf}:{seed}')"
+               ".sample(range(n), min(subset, n))) of its n evaluation documents (all when n <= subset)")
+
+
+def subset_indices(leaf: str, n: int, subset: int, seed: int) -> list[int]:
+    """The seeded document subset of one leaf task (``SUBSET_RULE``): the same documents for every model
+    evaluated with the same seed, so paired comparisons stay paired."""
+    import random
+
+    return sorted(random.Random(f"alignsuite-subset:{leaf}:{seed}").sample(range(n), min(subset, n)))
+
+
+def document_count(overlay_file: Path, entry_cfg: dict) -> int:
+    """Evaluation documents of a task that reads local JSON lines (the mirror, or a local task)."""
+    overlay = yaml.safe_load(overlay_file.read_text())
+    cfg = {**entry_cfg, **overlay}
+    split = cfg.get("test_split") or cfg.get("validation_split")
+    files = ((cfg.get("dataset_kwargs") or {}).get("data_files") or {})
+    path = files.get(split) if isinstance(files, dict) else None
+    path = path[0] if isinstance(path, list) else path
+    if not path or not Path(path).is_file():
+        raise ConfigError(f"eval.subset: cannot count the documents of {overlay.get('task')} (its split {split!r} "
+                          "is not a local file); subsets need the mirror (ALIGNSUITE_DATA)")
+    with open(path, encoding="utf-8") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
 def first_request(logged: list[dict]) -> str | None:
     """The context text of the first logged document's first request (lm-eval's ``arguments``)."""
     first = min(logged, key=lambda row: row.get("doc_id", 0))
@@ -326,7 +353,7 @@ def _one_or_each(values: dict):
 
 def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, seed: int,
                   chat_template: str = "off", templates: dict | None = None, template_sha256: str | None = None,
-                  backend: str = "hf") -> dict:
+                  backend: str = "hf", subset: int | None = None) -> dict:
     """Everything besides the model that moves a leaderboard number, as every run records it.
 
     ``chat_template`` is the config's setting; ``templates`` its resolution per task (None before the
@@ -343,7 +370,7 @@ def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, 
         "leaderboard": spec.name,
         "comparable": spec.comparable,
         "tasks": {t.id: {"lm_eval": t.lm_eval, "num_fewshot": t.num_fewshot, "metric": t.metrics,
-                         "filter": t.filter, "limit": limit if limit is not None else t.limit,
+                         "filter": t.filter, "limit": None if subset else limit if limit is not None else t.limit,
                          "aggregate": t.aggregate, "lower": t.lower} for t in spec.tasks},
         "batch_size": batch_size,
         "chat_template": chat_template,
@@ -356,6 +383,7 @@ def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, 
         "data_source": f"mirror {root}" if root else "hub",
         "seed": seed,
         **backend_identity(backend),
+        **({"subset": subset, "subset_rule": SUBSET_RULE} if subset else {}),
     }
 
 
@@ -424,11 +452,13 @@ def evaluate_leaderboard(
     chat_template: str = "off",
     seed: int = 0,
     backend: str = "hf",
+    subset: int | None = None,
 ) -> EvalResult:
     """Run every task of ``spec`` on the in-memory ``model`` and aggregate as the spec says; ``backend``
     names the lm-eval model class that runs it (``EVAL_BACKENDS``); ``chat_template`` (auto | on | off, see
     ``resolve_chat_template``) decides per task whether lm-eval applies the tokenizer's chat template,
-    with few-shot examples as a multi-turn conversation where it does."""
+    with few-shot examples as a multi-turn conversation where it does. ``subset`` evaluates a seeded sample
+    of that many documents per leaf task (``SUBSET_RULE``) in place of every task's limit."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -449,16 +479,21 @@ def evaluate_leaderboard(
     lm = EVAL_BACKENDS[check_eval_backend(backend)](model, tokenizer, batch_size, workdir)
     # one lm-eval call per (limit, template, few-shot as multi-turn): those are per call in lm-eval
     by_call: dict = {}
+    chosen: dict = {}  # overlay name -> its subset's document indices
     for task in spec.tasks:
-        task_limit = limit if limit is not None else task.limit
+        task_limit = None if subset else limit if limit is not None else task.limit
+        for leaf, name in plan[task.id] if subset else []:
+            count = document_count(workdir / f"{name}.yaml", index.task_index[leaf].cfg)
+            chosen[name] = subset_indices(leaf, count, subset, seed)
         multiturn = templates[task.id] and task.num_fewshot > 0
         by_call.setdefault((task_limit, templates[task.id], multiturn), []).extend(name for _, name in plan[task.id])
     results, raw, logged = {}, {}, {}
     for (task_limit, apply_template, multiturn), names in by_call.items():
         if not names:
             continue
+        picked = {name: chosen[name] for name in names if name in chosen} or None
         out = lm_eval.simple_evaluate(
-            model=lm, tasks=names, limit=task_limit, task_manager=overlays, log_samples=True,
+            model=lm, tasks=names, limit=task_limit, samples=picked, task_manager=overlays, log_samples=True,
             apply_chat_template=apply_template, fewshot_as_multiturn=multiturn, bootstrap_iters=0, random_seed=seed,
             numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
         )
@@ -477,7 +512,10 @@ def evaluate_leaderboard(
         what = f"{', '.join(leaves)} could not run" if leaves else "no part could run"
         deviations.append(f"{task_id}: missing ({what}); reported as missing, no leaderboard average")
     settings = eval_settings(spec, limit=limit, batch_size=batch_size, seed=seed, chat_template=chat_template,
-                             templates=templates, template_sha256=chat_template_hash(tokenizer), backend=backend)
+                             templates=templates, template_sha256=chat_template_hash(tokenizer), backend=backend,
+                             subset=subset)
+    if subset:
+        settings["subset_documents"] = {name: len(indices) for name, indices in chosen.items()}
     samples = {task.id: {leaf: logged[key] for leaf, key in plan[task.id] if key in logged} for task in spec.tasks}
     return EvalResult(scored.scores, scored.average, raw, sorted(set(deviations)), settings,
                       headlines=scored.headlines, stderr=scored.stderr, missing=scored.missing,

@@ -80,7 +80,7 @@ def eval_definition(config: ExperimentConfig) -> dict:
     ``apply_chat_template: false`` and so the id it had before ``eval.chat_template`` existed; otherwise the
     setting itself (``auto`` resolves on the tokenizer, recorded in eval_settings with the template's hash)."""
     evaluation = {k: v for k, v in dataclasses.asdict(config.eval).items()
-                  if (k, v) not in (("backend", "hf"), ("judge", None))}
+                  if (k, v) not in (("backend", "hf"), ("judge", None), ("subset", None))}
     setting = evaluation.pop("chat_template")
     evaluation.pop("apply_chat_template")
     if setting == "auto" and config.eval.leaderboard:
@@ -297,7 +297,7 @@ class Runner:
 
         cfg = self.config.eval
         return eval_settings(self._leaderboard, limit=cfg.limit, batch_size=cfg.batch_size, seed=run.seed,
-                             chat_template=cfg.chat_template, backend=cfg.backend)
+                             chat_template=cfg.chat_template, backend=cfg.backend, subset=cfg.subset)
 
     def _train_and_evaluate(self, run: PlannedRun) -> tuple[dict, dict | None]:
         from transformers import set_seed
@@ -363,7 +363,7 @@ class Runner:
             started = time.perf_counter()
             result = evaluate_leaderboard(
                 model, tokenizer, self._leaderboard, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
-                workdir=run_dir / "lm_eval_tasks", chat_template=cfg.eval.chat_template, seed=run.seed,
+                workdir=run_dir / "lm_eval_tasks", chat_template=cfg.eval.chat_template, seed=run.seed, subset=cfg.eval.subset,
                 backend=cfg.eval.backend,
             )
             timings["lm_eval_s"] = time.perf_counter() - started
