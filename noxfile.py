@@ -121,6 +121,18 @@ def reproduce_una(session):
     session.run("alignsuite", "leaderboard", out, env=offline_env())
 
 
+@nox.session(name="reproduce-open-llm-v2")
+def reproduce_open_llm_v2(session):
+    """The evaluation against the published Open LLM Leaderboard v2 row of SmolLM2-135M-Instruct: the embedded
+    model untouched, on open-llm-v2 with the leaderboard's settings and seeded document subsets
+    (reports/recipes/open-llm-v2-smollm2.yaml; `-- --set eval.subset=N` for more documents). Writes
+    results/open-llm-v2-smollm2/report/reproduce-open-llm-v2-smollm2.md: ours vs published per task, 95 %
+    intervals, a verdict per task and every difference in conditions."""
+    install(session)
+    session.run("alignsuite", "reproduce", "open-llm-v2-smollm2", "--out", "results/open-llm-v2-smollm2",
+                *session.posargs, env=offline_env())
+
+
 @nox.session(name="reproduce-una-online")
 def reproduce_una_online(session):
     """UNA's online comparison at small scale (reports/recipes/una-online.yaml): a Bradley-Terry reward model on

@@ -23,6 +23,7 @@ knows no table, row or method by name. A table entry (see ``reports/papers/una.y
         - {id: ..., text: ..., column: <paper column>, better: [<paper row>...], worse: [<paper row>...]}
         - {..., better: [...], above: <number>}       # better than a fixed value (e.g. "over 90 %")
         - {..., better: [...], worse: [...], factor: 0.5}   # better than factor × worse ("less than half")
+        - {..., better: [<paper row>], equals: <number>}   # matches a published value (a validation)
 
 **One vocabulary, one noise rule.** A claim holds when every ``better`` row beats every ``worse`` row (or
 ``above``) on its column: the difference d = better − factor × worse, negated where lower is better, must
@@ -33,7 +34,12 @@ otherwise, or when |d| rounds to 0.00 (``MIN_DIFFERENCE``). Without a paired tes
 ``noise`` (``NOISE_POINTS`` for leaderboard scores, 0 for stored metrics unless the table says) is
 within noise. A claim **agrees** when every pair holds, **disagrees** when any is reversed, is
 **inconclusive** otherwise, and **not measured** when a pair lacks a number (or its column cannot be
-measured). An average over a column that is missing (e.g. MuSR offline) is taken over the columns that
+measured). An ``equals`` claim (our number for a published one: a validation of the evaluation) takes d =
+ours − published with the 95 % interval ± 1.96 × our standard error (the stored per-task errors; an
+average's from its tasks', taken as independent); it **agrees** when the interval includes 0, **differs
+beyond noise** otherwise; without a standard error, |d| ≤ the column's noise margin agrees. Over an average
+with missing tasks, the published value compared is the mean of the published values of the tasks that ran.
+An average over a column that is missing (e.g. MuSR offline) is taken over the columns that
 ran and says so.
 """
 
@@ -57,9 +63,9 @@ NOISE_POINTS = 1.0  # without per-document results, a leaderboard difference bel
 # numerical drift on a continuous metric can be "significant" and still mean nothing).
 MIN_DIFFERENCE = NEGLIGIBLE_POINTS
 RESAMPLES = 2000
-VERDICTS = ("agrees", "disagrees", "inconclusive", "not measured")
+VERDICTS = ("agrees", "disagrees", "differs beyond noise", "inconclusive", "not measured")
 TABLE_KEYS = {"id", "title", "source", "note", "recipes", "rows", "columns", "values", "claims"}
-CLAIM_KEYS = {"id", "text", "column", "better", "worse", "above", "factor"}
+CLAIM_KEYS = {"id", "text", "column", "better", "worse", "above", "factor", "equals"}
 COLUMN_KINDS = ("task", "mean_of", "metric", "delta", "unmeasured")
 COLUMN_OPTIONS = {"scale", "lower_is_better", "noise"}
 
@@ -98,6 +104,7 @@ class Claim:
     worse: list
     above: float | None = None
     factor: float = 1.0
+    equals: float | None = None  # a published value our number should match (within our 95 % interval)
 
 
 @dataclass
@@ -180,12 +187,14 @@ def _parse_claim(raw, at: str, path: Path, rows: dict, names: list[str]) -> Clai
     unknown = sorted(set(raw) - CLAIM_KEYS)
     if unknown:
         _fail(path, f"{at}.{unknown[0]}", f"unknown key; known: {', '.join(sorted(CLAIM_KEYS))}")
-    needed = ["id", "text", "column", "better"] + ([] if "above" in raw else ["worse"])
+    needed = ["id", "text", "column", "better"] + ([] if "above" in raw or "equals" in raw else ["worse"])
     missing = [k for k in needed if k not in raw]
     if missing:
         _fail(path, f"{at}.{missing[0]}", "missing")
     if "above" in raw and ("worse" in raw or not is_number(raw["above"])):
         _fail(path, f"{at}.above", "a number, in place of `worse`")
+    if "equals" in raw and ("worse" in raw or "above" in raw or not is_number(raw["equals"])):
+        _fail(path, f"{at}.equals", "a number, in place of `worse` and `above`")
     if "factor" in raw and not (is_number(raw["factor"]) and raw["factor"] > 0):
         _fail(path, f"{at}.factor", f"expected a positive number, got {raw['factor']!r}")
     if raw["column"] not in names:
@@ -201,7 +210,8 @@ def _parse_claim(raw, at: str, path: Path, rows: dict, names: list[str]) -> Clai
             _fail(path, f"{at}.{side}", f"{bad[0] if bad else 'nothing'!r} is not a row of the table")
         sides[side] = list(listed)
     return Claim(str(raw["id"]), str(raw["text"]), raw["column"], sides["better"], sides["worse"],
-                 float(raw["above"]) if "above" in raw else None, float(raw.get("factor", 1.0)))
+                 float(raw["above"]) if "above" in raw else None, float(raw.get("factor", 1.0)),
+                 float(raw["equals"]) if "equals" in raw else None)
 
 
 def parse_table(entry: dict, paper: dict, path: Path) -> PaperTable:
@@ -479,8 +489,46 @@ def score_difference(table: PaperTable, claim: Claim, better: str, worse: str, m
     return difference, (tested.low, tested.high), tested.p_value
 
 
+def standard_error(table: PaperTable, column: Column, row) -> tuple[float | None, list[str]]:
+    """Our standard error (points) of a task column, or of an average column over the tasks that ran (taken
+    as independent), from the one run behind ``row``; and the task ids that ran. None with several seeds or
+    no stored errors."""
+    if not isinstance(row, MethodRow) or len(row.runs) != 1:
+        return None, []
+    run = row.runs[0]
+    tasks = [c.task for c in table.task_columns(column.name) if row.mean.get(c.task) is not None]
+    errors = [run.stderr.get(task) for task in tasks]
+    if not tasks or any(not is_number(e) for e in errors):
+        return None, tasks
+    return (sum(e * e for e in errors) ** 0.5) / len(tasks), tasks
+
+
+def judge_equals(table: PaperTable, claim: Claim, row: str, measured: Measured) -> PairResult:
+    """Our number against a published one (see the module docstring)."""
+    column = table.column(claim.column)
+    ours = measured.values[row][claim.column]
+    published = claim.equals
+    error, tasks = standard_error(table, column, measured.rows[row][claim.column])
+    if column.mean_of and tasks:  # the published mean over the tasks we measured
+        by_task = {c.task: table.values.get(row, {}).get(c.name) for c in table.task_columns(column.name)}
+        if len(tasks) < len(by_task) and all(by_task[t] is not None for t in tasks):
+            published = stats.fmean(by_task[t] for t in tasks)
+    name = f"published {published:g}"
+    if ours is None or column.unmeasured:
+        return PairResult(row, name, 0.0, None, None, None, "not measured")
+    difference = ours - published
+    if error is None:
+        outcome = "agrees" if abs(difference) <= column.noise_margin else "differs"
+        return PairResult(row, name, 0.0, difference, None, None, outcome)
+    interval = (difference - 1.96 * error, difference + 1.96 * error)
+    outcome = "agrees" if interval[0] <= 0 <= interval[1] else "differs"
+    return PairResult(row, name, 0.0, difference, interval, None, outcome)
+
+
 def judge_pair(table: PaperTable, claim: Claim, better: str, worse: str | None, measured: Measured, spec,
                items: dict, resamples: int) -> PairResult:
+    if claim.equals is not None:
+        return judge_equals(table, claim, better, measured)
     column = table.column(claim.column)
     paper_b = table.values.get(better, {}).get(claim.column)
     ours_b = measured.values[better][claim.column]
@@ -515,6 +563,10 @@ def judge_pair(table: PaperTable, claim: Claim, better: str, worse: str | None, 
 def verdict_of(outcomes: set[str]) -> str:
     if "not measured" in outcomes:
         return "not measured"
+    if "differs" in outcomes:
+        return "differs beyond noise"
+    if outcomes == {"agrees"}:
+        return "agrees"
     if "reversed" in outcomes:
         return "disagrees"
     return "agrees" if outcomes == {"holds"} else "inconclusive"
@@ -528,6 +580,8 @@ def judge_claims(table: PaperTable, measured: Measured, spec, resamples: int = R
                  for b in claim.better for w in (claim.worse or [None])]
         paper = [p.paper_difference for p in pairs]
         paper_holds = None if any(d is None for d in paper) else all(d > 0 for d in paper)
+        if claim.equals is not None:
+            paper_holds = True  # the published value itself
         sides = claim.better + claim.worse
         note = "; ".join(sorted({measured.notes[(r, claim.column)] for r in sides
                                  if (r, claim.column) in measured.notes}))
@@ -561,6 +615,7 @@ class Reproduction:
             "unmeasured": {c.name: c.unmeasured for c in table.columns if c.unmeasured},
             "claims": [{"id": v.claim.id, "text": v.claim.text, "paper_holds": v.paper_holds, "verdict": v.verdict,
                         "note": v.note, "factor": v.claim.factor, "above": v.claim.above,
+                        "equals": v.claim.equals,
                         "lower_is_better": table.column(v.claim.column).lower_is_better,
                         "pairs": [{"better": p.better, "worse": p.worse, "paper_difference": p.paper_difference,
                                    "difference": p.difference, "interval": p.interval, "p_value": p.p_value,

@@ -63,8 +63,14 @@ class TrainConfig:
 class EvalConfig:
     leaderboard: str | None = "quick"  # a spec in leaderboards/ or a path; None skips lm-eval
     limit: int | None = None  # overrides every task's limit in the spec
+    # a seeded sample of this many documents per leaf task in place of the limits (harness.SUBSET_RULE)
+    subset: int | None = None
     batch_size: int = 8
-    apply_chat_template: bool = False
+    # auto: the tokenizer's chat template where it has one, unless the leaderboard spec pins it (open-llm-v1
+    # and the v1-style quick specs pin off, as the v1 leaderboard ran); few-shot examples become a multi-turn
+    # conversation wherever it is applied. YAML's bare on/off (read as true/false) are accepted.
+    chat_template: str | bool = "auto"
+    apply_chat_template: bool | None = None  # the old key: true = chat_template on, false = off
     alignment_pairs: int = 100  # held-out pairs scored for the alignment metrics
     generation_prompts: int = 16  # held-out prompts answered to measure response length
     max_new_tokens: int = 128
@@ -129,8 +135,10 @@ CONFIG_RANGES: dict[str, Range] = {
     "train.checkpoint_steps": NON_NEGATIVE_INT,
     "eval.leaderboard": Range(kind="text", nullable=True),
     "eval.limit": _OPTIONAL_POSITIVE_INT,
+    "eval.subset": _OPTIONAL_POSITIVE_INT,
     "eval.batch_size": POSITIVE_INT,
-    "eval.apply_chat_template": BOOL,
+    "eval.chat_template": Range(choices=("auto", "on", "off")),
+    "eval.apply_chat_template": Range(kind="bool", nullable=True),
     "eval.alignment_pairs": NON_NEGATIVE_INT,
     "eval.generation_prompts": NON_NEGATIVE_INT,
     "eval.max_new_tokens": POSITIVE_INT,
@@ -286,9 +294,24 @@ def _check_distinct_rows(methods: list[MethodChoice]) -> None:
         seen[row] = index
 
 
+def _resolve_chat_template_keys(evaluation: EvalConfig, raw: dict) -> None:
+    """``eval.chat_template`` as auto | on | off; an old config's ``apply_chat_template`` maps onto it."""
+    if isinstance(evaluation.chat_template, bool):
+        evaluation.chat_template = "on" if evaluation.chat_template else "off"
+    legacy = evaluation.apply_chat_template
+    if legacy is None:
+        return
+    wanted = "on" if legacy else "off"
+    if "chat_template" in raw and evaluation.chat_template != wanted:
+        raise ConfigError(f"eval.apply_chat_template: {str(legacy).lower()} contradicts eval.chat_template: "
+                          f"{evaluation.chat_template} (apply_chat_template is the old key: keep chat_template only)")
+    evaluation.chat_template, evaluation.apply_chat_template = wanted, None
+
+
 def _parse_methods(raw) -> list[MethodChoice]:
     if not isinstance(raw, list) or not raw:
-        raise ConfigError("methods: expected a non-empty list of method ids (or {id: ..., <hyper-parameter>: ...})")
+        raise ConfigError("methods: expected a non-empty list of method ids (or {id: ..., <hyper-parameter>: ...}); "
+                          "an empty list evaluates the base model alone")
     choices = []
     for index, entry in enumerate(raw):
         if isinstance(entry, str):
@@ -336,7 +359,9 @@ def _build_config(raw: dict) -> ExperimentConfig:
             raise ConfigError(f"dataset.{missing[0]}: missing (a local dataset needs path and format)")
     elif not isinstance(dataset, str):
         raise ConfigError(f"dataset: expected a dataset id or {{path, format}}, got {dataset!r}")
-    methods = _parse_methods(raw["methods"])
+    # no methods: the base model alone (an evaluation, e.g. against a published leaderboard row)
+    base_only = raw["methods"] == [] and raw.get("evaluate_base", True) is True
+    methods = [] if base_only else _parse_methods(raw["methods"])
     for index, choice in enumerate(methods):
         try:
             method = get_method(choice.id)
@@ -362,6 +387,7 @@ def _build_config(raw: dict) -> ExperimentConfig:
         SEED.check(seed, f"seeds[{index}]")
     sections = {key: _build_section(cls, raw.get(key), key) for key, cls in SECTIONS.items()}
     train, data, evaluation = sections["train"], sections["data"], sections["eval"]
+    _resolve_chat_template_keys(evaluation, raw.get("eval") or {})
     for key in ("max_steps", "per_device_batch_size", "gradient_accumulation_steps", "max_length", "reference_batch_size"):
         _positive(getattr(train, key), f"train.{key}")
     _positive(train.learning_rate, "train.learning_rate")

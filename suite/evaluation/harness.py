@@ -10,6 +10,8 @@ few-shot examples come from validation, a missing eval split means the task cann
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 import os
 import statistics
@@ -251,6 +253,42 @@ def score_leaderboard(spec: LeaderboardSpec, results: dict, plan: dict, missing:
     return LeaderboardScore(scores, headlines, stderr, average, partial, missing)
 
 
+SUBSET_RULE = ("per leaf task, the documents at sorted(random.Random(f'alignsuite-subset:{leaf}:{seed}')"
+               ".sample(range(n), min(subset, n))) of its n evaluation documents (all when n <= subset)")
+
+
+def subset_indices(leaf: str, n: int, subset: int, seed: int) -> list[int]:
+    """The seeded document subset of one leaf task (``SUBSET_RULE``): the same documents for every model
+    evaluated with the same seed, so paired comparisons stay paired."""
+    import random
+
+    return sorted(random.Random(f"alignsuite-subset:{leaf}:{seed}").sample(range(n), min(subset, n)))
+
+
+def document_count(overlay_file: Path, entry_cfg: dict) -> int:
+    """Evaluation documents of a task that reads local JSON lines (the mirror, or a local task)."""
+    overlay = yaml.safe_load(overlay_file.read_text())
+    cfg = {**entry_cfg, **overlay}
+    split = cfg.get("test_split") or cfg.get("validation_split")
+    files = ((cfg.get("dataset_kwargs") or {}).get("data_files") or {})
+    path = files.get(split) if isinstance(files, dict) else None
+    path = path[0] if isinstance(path, list) else path
+    if not path or not Path(path).is_file():
+        raise ConfigError(f"eval.subset: cannot count the documents of {overlay.get('task')} (its split {split!r} "
+                          "is not a local file); subsets need the mirror (ALIGNSUITE_DATA)")
+    with open(path, encoding="utf-8") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def first_request(logged: list[dict]) -> str | None:
+    """The context text of the first logged document's first request (lm-eval's ``arguments``)."""
+    first = min(logged, key=lambda row: row.get("doc_id", 0))
+    arguments = first.get("arguments")
+    while isinstance(arguments, (dict, list, tuple)) and arguments:
+        arguments = next(iter(arguments.values())) if isinstance(arguments, dict) else arguments[0]
+    return arguments if isinstance(arguments, str) else None
+
+
 def compact_samples(logged: list[dict]) -> dict:
     """lm-eval's logged samples of one task as columns: ``doc_id`` and one list per ``metric,filter``,
     in document order — what paired tests need, without prompts and responses."""
@@ -277,24 +315,75 @@ def compact_samples(logged: list[dict]) -> dict:
     return table
 
 
-def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, apply_chat_template: bool,
-                  seed: int, backend: str = "hf") -> dict:
-    """Everything besides the model that moves a leaderboard number, as every run records it."""
+CHAT_TEMPLATE_SETTINGS = ("auto", "on", "off")
+
+
+def chat_template_text(tokenizer) -> str | None:
+    """The tokenizer's chat template as text (a tokenizer may carry several, by name: kept as JSON)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return None
+    return template if isinstance(template, str) else json.dumps(template, sort_keys=True)
+
+
+def chat_template_hash(tokenizer) -> str | None:
+    """sha256 of the chat template text: which template a run trained and evaluated with."""
+    text = chat_template_text(tokenizer)
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+def resolve_chat_template(setting: str, spec: LeaderboardSpec, has_template: bool) -> dict[str, bool]:
+    """Per task id, whether lm-eval applies the chat template: ``on``/``off`` as said (``on`` needs a
+    template); ``auto`` honours the spec's (or the task's) pin, else applies the template when the
+    tokenizer has one — as the v2 leaderboard did for chat models, while v1 applied none."""
+    if setting not in CHAT_TEMPLATE_SETTINGS:
+        raise ConfigError(f"eval.chat_template: expected one of {', '.join(CHAT_TEMPLATE_SETTINGS)}, got {setting!r}")
+    if setting == "on" and not has_template:
+        raise ConfigError("eval.chat_template: on, but the model's tokenizer has no chat template (use auto or off)")
+    if setting != "auto":
+        return {task.id: setting == "on" for task in spec.tasks}
+    return {task.id: has_template and (spec.template_pin(task) or "on") == "on" for task in spec.tasks}
+
+
+def _one_or_each(values: dict):
+    """A single value when every task has it, else the mapping (so a mixed spec is visible)."""
+    distinct = set(values.values())
+    return next(iter(distinct)) if len(distinct) == 1 else dict(values)
+
+
+def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, seed: int,
+                  chat_template: str = "off", templates: dict | None = None, template_sha256: str | None = None,
+                  backend: str = "hf", subset: int | None = None) -> dict:
+    """Everything besides the model that moves a leaderboard number, as every run records it.
+
+    ``chat_template`` is the config's setting; ``templates`` its resolution per task (None before the
+    model is loaded: ``auto`` is then recorded as not yet resolved unless the spec pins every task)."""
     root = mirror_root()
+    if templates is None and chat_template != "auto":
+        templates = {task.id: chat_template == "on" for task in spec.tasks}
+    if templates is None and all(spec.template_pin(task) == "off" for task in spec.tasks):
+        templates = {task.id: False for task in spec.tasks}
+    applied = "auto (resolved at evaluation)" if templates is None else _one_or_each(templates)
+    multiturn = "auto (resolved at evaluation)" if templates is None else _one_or_each(
+        {task.id: bool(templates[task.id] and task.num_fewshot > 0) for task in spec.tasks})
     return {
         "leaderboard": spec.name,
         "comparable": spec.comparable,
         "tasks": {t.id: {"lm_eval": t.lm_eval, "num_fewshot": t.num_fewshot, "metric": t.metrics,
-                         "filter": t.filter, "limit": limit if limit is not None else t.limit,
+                         "filter": t.filter, "limit": None if subset else limit if limit is not None else t.limit,
                          "aggregate": t.aggregate, "lower": t.lower} for t in spec.tasks},
         "batch_size": batch_size,
-        "apply_chat_template": apply_chat_template,
-        "fewshot_as_multiturn": False,
+        "chat_template": chat_template,
+        "apply_chat_template": applied,
+        # few-shot examples as a multi-turn conversation wherever the template is applied to a few-shot task
+        "fewshot_as_multiturn": multiturn,
+        "chat_template_sha256": template_sha256,
         "fewshot_random_seed": seed,
         "lm_eval_version": metadata.version("lm_eval"),
         "data_source": f"mirror {root}" if root else "hub",
         "seed": seed,
         **backend_identity(backend),
+        **({"subset": subset, "subset_rule": SUBSET_RULE} if subset else {}),
     }
 
 
@@ -360,12 +449,16 @@ def evaluate_leaderboard(
     limit: int | None = None,
     batch_size: int = 8,
     workdir: Path,
-    apply_chat_template: bool = False,
+    chat_template: str = "off",
     seed: int = 0,
     backend: str = "hf",
+    subset: int | None = None,
 ) -> EvalResult:
     """Run every task of ``spec`` on the in-memory ``model`` and aggregate as the spec says; ``backend``
-    names the lm-eval model class that runs it (``EVAL_BACKENDS``)."""
+    names the lm-eval model class that runs it (``EVAL_BACKENDS``); ``chat_template`` (auto | on | off, see
+    ``resolve_chat_template``) decides per task whether lm-eval applies the tokenizer's chat template,
+    with few-shot examples as a multi-turn conversation where it does. ``subset`` evaluates a seeded sample
+    of that many documents per leaf task (``SUBSET_RULE``) in place of every task's limit."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -382,18 +475,26 @@ def evaluate_leaderboard(
         missing[task.id] = [leaf for leaf in expected if leaf not in ran]
     overlays = TaskManager(include_path=str(workdir), include_defaults=False)
 
+    templates = resolve_chat_template(chat_template, spec, chat_template_text(tokenizer) is not None)
     lm = EVAL_BACKENDS[check_eval_backend(backend)](model, tokenizer, batch_size, workdir)
-    by_limit: dict = {}
+    # one lm-eval call per (limit, template, few-shot as multi-turn): those are per call in lm-eval
+    by_call: dict = {}
+    chosen: dict = {}  # overlay name -> its subset's document indices
     for task in spec.tasks:
-        task_limit = limit if limit is not None else task.limit
-        by_limit.setdefault(task_limit, []).extend(name for _, name in plan[task.id])
+        task_limit = None if subset else limit if limit is not None else task.limit
+        for leaf, name in plan[task.id] if subset else []:
+            count = document_count(workdir / f"{name}.yaml", index.task_index[leaf].cfg)
+            chosen[name] = subset_indices(leaf, count, subset, seed)
+        multiturn = templates[task.id] and task.num_fewshot > 0
+        by_call.setdefault((task_limit, templates[task.id], multiturn), []).extend(name for _, name in plan[task.id])
     results, raw, logged = {}, {}, {}
-    for task_limit, names in by_limit.items():
+    for (task_limit, apply_template, multiturn), names in by_call.items():
         if not names:
             continue
+        picked = {name: chosen[name] for name in names if name in chosen} or None
         out = lm_eval.simple_evaluate(
-            model=lm, tasks=names, limit=task_limit, task_manager=overlays, log_samples=True,
-            apply_chat_template=apply_chat_template, bootstrap_iters=0, random_seed=seed,
+            model=lm, tasks=names, limit=task_limit, samples=picked, task_manager=overlays, log_samples=True,
+            apply_chat_template=apply_template, fewshot_as_multiturn=multiturn, bootstrap_iters=0, random_seed=seed,
             numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
         )
         results.update(out["results"])
@@ -402,13 +503,19 @@ def evaluate_leaderboard(
         raw.setdefault("n-samples", {}).update(out.get("n-samples", {}))
         raw.setdefault("configs", {}).update({k: _plain(v) for k, v in out.get("configs", {}).items()})
         logged.update({name: compact_samples(rows) for name, rows in (out.get("samples") or {}).items()})
+        # the first request of each task as sent (template and few-shot format visible: what differs and why)
+        raw.setdefault("first_request", {}).update(
+            {name: first_request(rows) for name, rows in (out.get("samples") or {}).items() if rows})
 
     scored = score_leaderboard(spec, results, plan, missing, logged)
     for task_id, leaves in scored.missing.items():
         what = f"{', '.join(leaves)} could not run" if leaves else "no part could run"
         deviations.append(f"{task_id}: missing ({what}); reported as missing, no leaderboard average")
-    settings = eval_settings(spec, limit=limit, batch_size=batch_size, apply_chat_template=apply_chat_template,
-                             seed=seed, backend=backend)
+    settings = eval_settings(spec, limit=limit, batch_size=batch_size, seed=seed, chat_template=chat_template,
+                             templates=templates, template_sha256=chat_template_hash(tokenizer), backend=backend,
+                             subset=subset)
+    if subset:
+        settings["subset_documents"] = {name: len(indices) for name, indices in chosen.items()}
     samples = {task.id: {leaf: logged[key] for leaf, key in plan[task.id] if key in logged} for task in spec.tasks}
     return EvalResult(scored.scores, scored.average, raw, sorted(set(deviations)), settings,
                       headlines=scored.headlines, stderr=scored.stderr, missing=scored.missing,

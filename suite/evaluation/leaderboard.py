@@ -15,8 +15,13 @@ tasks:
     limit: null                  # docs per leaf task (null = all)
     lower: null                  # v2 normalisation: a number, or {leaf_task: number}; null = none
     aggregate: subtasks          # or whole (below)
+    chat_template: null          # on | off: pins the chat template for this task (below)
     overrides: {}                # extra keys for the generated task YAML
+chat_template: off               # optional, the whole spec's pin (a task's own pin wins)
 ```
+A spec (or a task) may pin the chat template, which ``eval.chat_template: auto`` honours: the v1
+leaderboard applied none, so ``open-llm-v1`` (and the v1-style cut-down specs) say ``off``; without a pin,
+``auto`` applies the tokenizer's template when it has one, as the v2 leaderboard did for chat models.
 The task score is the unweighted mean over its leaf tasks (``aggregate: subtasks``: MMLU's 57 subjects
 count alike; v2 normalises each subtask, then averages), or with ``aggregate: whole`` the task scored as
 one — leaf scores weighted by their document counts, as lm-eval's size-weighted group reports it and the
@@ -33,9 +38,11 @@ from suite.core.errors import ConfigError
 from suite.core.resources import shipped_dir
 
 LEADERBOARD_DIR = shipped_dir("leaderboards")
-TASK_KEYS = {"id", "lm_eval", "num_fewshot", "metric", "filter", "limit", "lower", "aggregate", "overrides"}
+TASK_KEYS = {"id", "lm_eval", "num_fewshot", "metric", "filter", "limit", "lower", "aggregate", "overrides",
+             "chat_template"}
+CHAT_TEMPLATE_PINS = ("on", "off")
 AGGREGATES = ("subtasks", "whole")
-SPEC_KEYS = {"name", "description", "comparable", "note", "tasks", "include_path"}
+SPEC_KEYS = {"name", "description", "comparable", "note", "tasks", "include_path", "chat_template"}
 
 
 @dataclass
@@ -49,6 +56,7 @@ class TaskSpec:
     lower: float | dict | None = None
     overrides: dict = field(default_factory=dict)
     aggregate: str = "subtasks"  # "whole": one score over all the task's documents (see the module doc)
+    chat_template: str | None = None  # "on" / "off": this task's pin, honoured by eval.chat_template auto
 
     def lower_for(self, leaf: str) -> float | None:
         if isinstance(self.lower, dict):
@@ -65,6 +73,11 @@ class LeaderboardSpec:
     path: Path
     note: str = ""
     include_path: Path | None = None  # a folder of extra (local) lm-eval task YAMLs
+    chat_template: str | None = None  # "on" / "off": the spec's pin, honoured by eval.chat_template auto
+
+    def template_pin(self, task: TaskSpec) -> str | None:
+        """The pin ``auto`` honours for ``task``: its own, else the spec's, else None."""
+        return task.chat_template or self.chat_template
 
 
 def list_leaderboards() -> list[str]:
@@ -108,8 +121,19 @@ def _task(raw, index: int, path: Path) -> TaskSpec:
         _fail(path, f"{where}.aggregate", f"expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     if aggregate == "whole" and isinstance(lower, dict):
         _fail(path, f"{where}.lower", "a task scored whole has one lower bound, not one per subtask")
+    pin = _template_pin(raw.get("chat_template"), path, f"{where}.chat_template")
     return TaskSpec(str(raw["id"]), names, shots, metrics, str(raw.get("filter", "none")), limit, lower, overrides,
-                    aggregate)
+                    aggregate, pin)
+
+
+def _template_pin(value, path: Path, key: str) -> str | None:
+    """``on`` / ``off`` (YAML's true / false read as those) or None."""
+    if value is None:
+        return None
+    value = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    if value not in CHAT_TEMPLATE_PINS:
+        _fail(path, key, f"expected on or off, got {value!r}")
+    return value
 
 
 def load_leaderboard(name_or_path: str) -> LeaderboardSpec:
@@ -143,4 +167,5 @@ def load_leaderboard(name_or_path: str) -> LeaderboardSpec:
         path=path,
         note=str(raw.get("note", "")),
         include_path=(path.parent / include).resolve() if include else None,
+        chat_template=_template_pin(raw.get("chat_template"), path, "chat_template"),
     )

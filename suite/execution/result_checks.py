@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from pathlib import Path
 
 from suite.core.errors import SuiteError
@@ -30,7 +31,12 @@ def input_files_hash(leaderboard: str | None, dataset) -> str:
         paths.append(Path(str(dataset.get("path"))))
     for path in paths:
         try:
-            digest.update(path.read_bytes() if path.is_file() else str(path).encode())
+            content = path.read_bytes() if path.is_file() else str(path).encode()
+            if path in paths[:1] and leaderboard:
+                # a spec's top-level chat_template pin is part of the run's eval definition instead
+                # (suite.execution.runner.eval_definition): pinning what a spec already did keeps the ids
+                content = re.sub(rb"(?m)^chat_template:[^\n]*\n", b"", content)
+            digest.update(content)
         except OSError as exc:
             raise SuiteError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return digest.hexdigest()

@@ -73,6 +73,29 @@ def _data_definition(config: ExperimentConfig, feedback: str) -> dict:
     return data
 
 
+def eval_definition(config: ExperimentConfig) -> dict:
+    """The evaluation settings in a run's identity. eval.backend / eval.judge only when not the default, so
+    runs planned before they existed keep their ids. The chat template as what lm-eval will be told: a run
+    that applies none — ``off``, or ``auto`` on a spec pinning ``off`` for every task — keeps the old key
+    ``apply_chat_template: false`` and so the id it had before ``eval.chat_template`` existed; otherwise the
+    setting itself (``auto`` resolves on the tokenizer, recorded in eval_settings with the template's hash)."""
+    evaluation = {k: v for k, v in dataclasses.asdict(config.eval).items()
+                  if (k, v) not in (("backend", "hf"), ("judge", None), ("subset", None))}
+    setting = evaluation.pop("chat_template")
+    evaluation.pop("apply_chat_template")
+    if setting == "auto" and config.eval.leaderboard:
+        from suite.evaluation.leaderboard import load_leaderboard
+
+        spec = load_leaderboard(config.eval.leaderboard)
+        if all(spec.template_pin(task) == "off" for task in spec.tasks):
+            setting = "off"
+    if setting == "off" or not config.eval.leaderboard:
+        evaluation["apply_chat_template"] = False
+    else:
+        evaluation["chat_template"] = setting
+    return evaluation
+
+
 def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
     """Methods × seeds, plus the base model once; each run id is ``<label>-s<seed>-<hash>``.
 
@@ -84,9 +107,7 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
         "dataset": config.dataset,
         # content, not just names: editing a spec or a local data file makes new runs
         "inputs_hash": input_files_hash(config.eval.leaderboard, config.dataset),
-        # eval.backend / eval.judge only when not the default, so runs planned before they existed keep their ids
-        "eval": {k: v for k, v in dataclasses.asdict(config.eval).items()
-                 if (k, v) not in (("backend", "hf"), ("judge", None))},
+        "eval": eval_definition(config),
         "max_length": config.train.max_length,
     }
     runs: dict[str, PlannedRun] = {}
@@ -236,6 +257,10 @@ class Runner:
                 self.store.write_json(run.run_id, "lm_eval_results.json", lm_eval_raw)
             check_result(run, metrics, self.config)
             self.store.write_json(run.run_id, "metrics.json", metrics)
+            if metrics.get("eval_settings"):  # auto resolved on the tokenizer: the manifest says what ran
+                manifest["eval_settings"] = metrics["eval_settings"]
+            if metrics.get("chat_template"):
+                manifest["chat_template"] = metrics["chat_template"]
             manifest.update(status=STATUS_COMPLETE, ended_at=utc_now(), checksums=self.store.checksums(run.run_id))
         except BaseException as exc:  # noqa: BLE001 — every failure is recorded, then re-raised if fatal
             manifest.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}", ended_at=utc_now())
@@ -271,8 +296,8 @@ class Runner:
         from suite.evaluation.harness import eval_settings
 
         cfg = self.config.eval
-        return eval_settings(self._leaderboard, limit=cfg.limit, batch_size=cfg.batch_size,
-                             apply_chat_template=cfg.apply_chat_template, seed=run.seed, backend=cfg.backend)
+        return eval_settings(self._leaderboard, limit=cfg.limit, batch_size=cfg.batch_size, seed=run.seed,
+                             chat_template=cfg.chat_template, backend=cfg.backend, subset=cfg.subset)
 
     def _train_and_evaluate(self, run: PlannedRun) -> tuple[dict, dict | None]:
         from transformers import set_seed
@@ -326,7 +351,7 @@ class Runner:
         train_summary, execution = split_execution_facts(train_summary or {})
         alignment_pairs = alignment.pop("per_pair", None)  # per-pair values: bootstrap intervals, paired tests
         metrics = {"eval": {}, "eval_average": None, "alignment": alignment, "alignment_pairs": alignment_pairs,
-                   "train": train_summary,
+                   "train": train_summary, "chat_template": chat_template_record(tokenizer, run.method is not None),
                    "execution": execution,
                    "data": data.stats}
         if judged is not None:
@@ -338,7 +363,7 @@ class Runner:
             started = time.perf_counter()
             result = evaluate_leaderboard(
                 model, tokenizer, self._leaderboard, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
-                workdir=run_dir / "lm_eval_tasks", apply_chat_template=cfg.eval.apply_chat_template, seed=run.seed,
+                workdir=run_dir / "lm_eval_tasks", chat_template=cfg.eval.chat_template, seed=run.seed, subset=cfg.eval.subset,
                 backend=cfg.eval.backend,
             )
             timings["lm_eval_s"] = time.perf_counter() - started
@@ -467,6 +492,15 @@ class Runner:
 # Facts about how training went that a rerun may see differently (cache hits, a resume), kept apart
 # from what it measured so that the same config and seed give the same ``train`` metrics.
 EXECUTION_FACTS = ("reference_cache", "resumed_from_step")
+
+
+def chat_template_record(tokenizer, trained: bool) -> dict:
+    """Which chat template the run used: training formats every example with the tokenizer's template
+    (suite.modeling.sequences) and evaluation applies the same tokenizer's where eval_settings says."""
+    from suite.evaluation.harness import chat_template_hash
+
+    digest = chat_template_hash(tokenizer)
+    return {"sha256": digest, "training": trained and digest is not None}
 
 
 def split_execution_facts(summary: dict) -> tuple[dict, dict]:

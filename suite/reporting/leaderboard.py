@@ -97,6 +97,24 @@ def significance_cell(row: MethodRow, column: str) -> str:
     return f"{result.verdict_text()} (p {result.p_text()}, [{fmt(result.low, signed=True)}, {fmt(result.high, signed=True)}])"
 
 
+CANNOT_RESOLVE = "cannot resolve at this budget"
+
+
+def cannot_resolve(table: Table, column: str) -> float | None:
+    """The smallest detectable difference (half-width of the paired 95 % interval vs base) of ``column``
+    when it exceeds every observed difference from base — the column cannot rank these rows — else None."""
+    widths = []
+    for row in table.rows:
+        result = row.significance.get(column)
+        if row.method == BASE_ROW or result is None or isinstance(result, str):
+            continue
+        half = (result.high - result.low) / 2
+        if abs(result.difference) >= half:
+            return None
+        widths.append(half)
+    return min(widths) if widths else None
+
+
 def summary_rows(table: Table, plus_minus: str = "±") -> tuple[list[str], list[list[str]]]:
     focus = headline_column(table)
     ids = identity_columns(table)
@@ -174,7 +192,8 @@ def settings_notes(table: Table) -> list[str]:
     seen: dict[str, set] = {}
     for run in table.runs:
         settings = run.metrics.get("eval_settings") or {}
-        for key in ("lm_eval_version", "batch_size", "apply_chat_template", "fewshot_as_multiturn", "data_source"):
+        for key in ("lm_eval_version", "batch_size", "chat_template", "apply_chat_template", "fewshot_as_multiturn",
+                    "chat_template_sha256", "data_source"):
             if key in settings:
                 seen.setdefault(key, set()).add(str(settings[key]))
         shots = {task: spec.get("num_fewshot") for task, spec in (settings.get("tasks") or {}).items()}
@@ -214,6 +233,11 @@ def render_markdown(table: Table) -> str:
                 "## Methods", markdown_table(*summary_rows(table)),
                 f"Δ: difference from the base model's row (same model). `significant?`: paired bootstrap of the "
                 f"{focus.lower()} over the documents both were scored on (95 % interval excludes 0)."]
+    detectable = cannot_resolve(table, headline_column(table))
+    if detectable is not None:
+        sections.append(f"**{focus}: {CANNOT_RESOLVE}** — the smallest detectable difference from base "
+                        f"(±{detectable:.2f}, paired 95 % interval) is larger than every observed difference; the "
+                        "order of the rows above is not a ranking.")
     header, body = delta_rows(table)
     if body:
         sections += ["## Difference from the base model, per task", markdown_table(header, body)]

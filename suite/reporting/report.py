@@ -50,7 +50,7 @@ BUDGET_SETTINGS = (
     ("train", "learning_rate"), ("train", "lr_scheduler"), ("train", "warmup_ratio"), ("train", "max_length"),
     ("train", "lora"), ("train", "dtype"), ("train", "bf16"),
     ("data", "train_max"), ("data", "heldout_fraction"), ("data", "heldout_max"), ("data", "split_seed"),
-    ("eval", "leaderboard"), ("eval", "limit"), ("eval", "apply_chat_template"), ("eval", "alignment_pairs"),
+    ("eval", "leaderboard"), ("eval", "limit"), ("eval", "chat_template"), ("eval", "apply_chat_template"), ("eval", "alignment_pairs"),
     ("eval", "generation_prompts"),
 )
 VERSION_KEYS = ("lm_eval", "torch", "transformers", "python")

@@ -34,7 +34,8 @@ from suite.merging.delta import sparsity_at
 from suite.reporting.plots import delta_histograms, save_png
 from suite.reporting.render import fmt, html_table, markdown_table
 
-SETTING_KEYS = ("lm_eval_version", "batch_size", "apply_chat_template", "data_source")
+SETTING_KEYS = ("lm_eval_version", "batch_size", "chat_template", "apply_chat_template", "fewshot_as_multiturn",
+                "chat_template_sha256", "data_source")
 CLAIMS_HEADER = ["claim", "the paper says", "in the paper's numbers", "ours (difference [95 % interval])", "verdict"]
 
 
@@ -47,7 +48,8 @@ def number(value, signed: bool = False) -> str:
 
 def pair_text(pair: dict, claim: dict) -> str:
     """One (better, worse) pair of a claim as stored in the verdicts' JSON."""
-    name = f"{pair['better']} vs {pair['worse']}" if claim.get("above") is not None else \
+    name = f"{pair['better']} vs {pair['worse']}" if claim.get("above") is not None or \
+        claim.get("equals") is not None else \
         f"{pair['better']} − {pair['worse']}"
     if pair["outcome"] == "not measured":
         return f"{name}: not measured"
@@ -62,6 +64,8 @@ def pair_text(pair: dict, claim: dict) -> str:
 
 
 def paper_holds_text(claim: dict) -> str:
+    if claim.get("equals") is not None:
+        return f"published {claim['equals']:g}"
     if claim.get("paper_holds") is None:
         return "stated (no numbers in the table)"
     return "holds" if claim["paper_holds"] else "does not hold in the paper's numbers"

@@ -80,7 +80,7 @@ def write_run(results: Path, spec_path: Path, run_id: str, method: str, seed: in
         "train": {"steps": 3, "runtime_s": 1.5} if method != "base" else {},
         "eval_deviations": [], "eval_headline": scored.headlines, "eval_stderr": scored.stderr,
         "eval_missing": scored.missing, "eval_partial_average": scored.partial_average,
-        "eval_settings": eval_settings(spec, limit=None, batch_size=4, apply_chat_template=False, seed=seed),
+        "eval_settings": eval_settings(spec, limit=None, batch_size=4, chat_template="off", seed=seed),
     }
     folder = results / "runs" / run_id
     folder.mkdir(parents=True)

@@ -38,7 +38,7 @@ def test_valid_config_resolves_defaults():
         ({"train": {"lora": {"rank": 4}}}, "train.lora.rank: unknown key"),
         ({"methods": ["dpo", "no-such-method"]}, "methods[1]: methods: unknown method 'no-such-method'"),
         ({"methods": [{"id": "dpo", "gamma": 1}]}, "dpo has no hyper-parameter 'gamma'"),
-        ({"methods": []}, "methods: expected a non-empty list"),
+        ({"methods": [], "evaluate_base": False}, "methods: expected a non-empty list"),  # [] alone: base only
         ({"seeds": [0, "a"]}, "seeds: expected a non-empty list of integers"),
         ({"dataset": {"path": "x.jsonl"}}, "dataset.format: missing"),
         ({"model": None}, "model: missing required key"),

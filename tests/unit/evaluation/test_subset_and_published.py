@@ -1,0 +1,45 @@
+"""Seeded document subsets (eval.subset) and the `equals` claims that hold our numbers against published ones."""
+
+from suite.analysis.claims import Claim, Column, Measured, PaperTable, judge_equals, verdict_of
+from suite.config.schema import build_config
+from suite.evaluation.harness import subset_indices
+from suite.execution.runner import eval_definition
+
+
+def test_subset_is_seeded_sorted_and_per_leaf():
+    first = subset_indices("leaderboard_bbh_navigate", 250, 8, seed=0)
+    assert first == subset_indices("leaderboard_bbh_navigate", 250, 8, seed=0) == sorted(set(first))
+    assert len(first) == 8 and all(0 <= i < 250 for i in first)
+    assert first != subset_indices("leaderboard_bbh_snarks", 250, 8, seed=0)
+    assert first != subset_indices("leaderboard_bbh_navigate", 250, 8, seed=1)
+    assert subset_indices("small", 5, 8, seed=0) == [0, 1, 2, 3, 4]  # a task smaller than the subset: all of it
+
+
+def test_subset_enters_the_run_identity_only_when_set():
+    base = {"name": "t", "model": "tiny-llama", "dataset": "hh-rlhf-harmless", "methods": []}
+    assert "subset" not in eval_definition(build_config({**base, "eval": {"leaderboard": "quick"}}))
+    assert eval_definition(build_config({**base, "eval": {"leaderboard": "quick", "subset": 4}}))["subset"] == 4
+
+
+class _Row:  # the MethodRow fields judge_equals reads, with one run's stored standard errors
+    def __init__(self, mean, stderr):
+        self.mean, self.runs = mean, [type("Run", (), {"stderr": stderr})()]
+
+
+def test_equals_verdicts(monkeypatch):
+    import suite.analysis.claims as claims
+
+    monkeypatch.setattr(claims, "MethodRow", _Row)
+    columns = [Column("A", task="a"), Column("B", task="b"), Column("Avg", mean_of=["A", "B"])]
+    table = PaperTable("t", "t", "", "", {}, None, {}, {"M": "base"}, columns,
+                       {"M": {"A": 10.0, "B": 2.0, "Avg": 6.0}}, [])
+    row = _Row({"a": 11.0, "b": None}, {"a": 1.0})
+    measured = Measured({"M": {"A": 11.0, "B": None, "Avg": 11.0}}, {}, {}, {"M": {"A": row, "B": row, "Avg": row}})
+    agrees = judge_equals(table, Claim("a", "", "A", ["M"], [], equals=10.0), "M", measured)
+    assert agrees.outcome == "agrees" and agrees.interval == (1.0 - 1.96, 1.0 + 1.96)
+    differs = judge_equals(table, Claim("a", "", "A", ["M"], [], equals=7.0), "M", measured)
+    assert differs.outcome == "differs" and verdict_of({differs.outcome}) == "differs beyond noise"
+    assert judge_equals(table, Claim("b", "", "B", ["M"], [], equals=2.0), "M", measured).outcome == "not measured"
+    # an average with a task missing: compared with the published mean over the tasks that ran (A only: 10)
+    average = judge_equals(table, Claim("avg", "", "Avg", ["M"], [], equals=6.0), "M", measured)
+    assert average.worse == "published 10" and average.difference == 1.0

@@ -1,0 +1,19 @@
+"""A leaderboard column whose detectable difference exceeds every observed difference is labelled as such."""
+
+from suite.analysis.statistics import PairedComparison
+from suite.analysis.tables import MethodRow, Table
+from suite.reporting.leaderboard import cannot_resolve
+
+
+def table_with(*differences_and_halves):
+    rows = [MethodRow("base", "m", "d", [], {}, {})]
+    for index, (difference, half) in enumerate(differences_and_halves):
+        result = PairedComparison(0, 0, difference, difference - half, difference + half, 0.5, 0.95, 100, 200)
+        rows.append(MethodRow(f"m{index}", "m", "d", [], {}, {}, significance={"Average": result}))
+    return Table(["Average"], [], [], {}, rows, [])
+
+
+def test_cannot_resolve_only_when_every_difference_is_below_the_detectable_one():
+    assert cannot_resolve(table_with((0.02, 1.5), (-0.3, 1.2)), "Average") == 1.2
+    assert cannot_resolve(table_with((0.02, 1.5), (2.0, 1.2)), "Average") is None  # one row is resolved
+    assert cannot_resolve(table_with(), "Average") is None  # nothing tested
