@@ -31,7 +31,7 @@ from pathlib import Path
 
 from suite.core.errors import ConfigError, SuiteError
 
-LAUNCH_CONFIGS = Path(__file__).resolve().parent.parent / "reports" / "accelerate"
+LAUNCH_CONFIGS = Path(__file__).resolve().parents[2] / "reports" / "accelerate"  # at the project root
 
 
 def _free_port() -> int:
