@@ -1,4 +1,6 @@
-"""The reference log-prob cache: computed once per reference model, reused by every method.
+"""The reference policy: a log-prob cache computed once per reference model and reused by every method,
+and — for methods that need its whole next-token distribution or a fresh rollout's log-probs — the
+reference run live next to the policy (:class:`LiveReference`).
 
 Keyed by (reference weights' content hash, sequence content hash), so any method, feedback type or run
 that scores the same tokens under the same reference reuses the value instead of keeping a second
@@ -65,3 +67,25 @@ class ReferenceCache:
         self.computed += len(missing)
         self.hits += len(keys) - len(missing)
         return [known[k] for k in keys]
+
+
+class LiveReference:
+    """The reference policy run next to the policy being trained: with a LoRA adapter, the same network
+    with the adapter switched off (no second copy); with full fine-tuning, a frozen copy taken when this
+    is built — before training, and before any checkpoint is restored."""
+
+    def __init__(self, policy):
+        import copy
+
+        from peft import PeftModel
+
+        self.frozen = None if isinstance(policy, PeftModel) else copy.deepcopy(policy).eval().requires_grad_(False)
+
+    @contextmanager
+    def model(self, policy):
+        """The reference network, given the policy (whose adapter is off inside the block, with LoRA)."""
+        if self.frozen is not None:
+            yield self.frozen
+        else:
+            with policy.disable_adapter():
+                yield policy

@@ -33,7 +33,6 @@ import dataclasses
 import math
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -42,6 +41,7 @@ import torch
 from suite.core.errors import ConfigError, DataError
 from suite.core.registry import Registry
 from suite.method.registry import Component
+from suite.modeling.reference import LiveReference
 from suite.modeling.sequences import EncodedSequence, encode_prompt, left_padded_prompts
 from suite.training.loop import LoopSettings, StepLoop, training_device
 
@@ -305,24 +305,6 @@ def response_values(value_model, input_ids, attention_mask, position_ids, width:
     return classifier_head(value_model)(hidden[:, -width - 1 : -1]).squeeze(-1).float()
 
 
-class Reference:
-    """The reference policy: with LoRA the policy with its adapter switched off (no second copy), else a
-    frozen copy taken before training — as the offline trainer's ``LiveReference``."""
-
-    def __init__(self, policy):
-        from peft import PeftModel
-
-        self.frozen = None if isinstance(policy, PeftModel) else copy.deepcopy(policy).eval().requires_grad_(False)
-
-    @contextmanager
-    def model(self, policy):
-        if self.frozen is not None:
-            yield self.frozen
-        else:
-            with policy.disable_adapter():
-                yield policy
-
-
 @dataclass
 class Sampled:
     """One rollout's responses before the method sees them: sequences, texts, rewards, lengths."""
@@ -353,7 +335,7 @@ def sample_and_score(policy, tokenizer, reward_fn, records: list, *, samples: in
 
 
 @torch.no_grad()
-def build_rollout(sampled: Sampled, policy, reference: Reference, value_model, samples: int, pad_token_id: int,
+def build_rollout(sampled: Sampled, policy, reference: LiveReference, value_model, samples: int, pad_token_id: int,
                   batch_size: int, device: torch.device, temperature: float) -> RolloutBatch:
     aligned = right_aligned(sampled.sequences, pad_token_id)
     width = aligned.pop("width")
@@ -446,7 +428,7 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
     if cfg.train.lora is not None:
         policy = add_lora(policy, cfg.train.lora)
     policy = policy.to(device).eval()  # dropout off: rollout and update log-probs agree
-    reference = Reference(policy)  # before any checkpoint is restored: the untrained policy
+    reference = LiveReference(policy)  # before any checkpoint is restored: the untrained policy
 
     groups = [{"params": [p for p in policy.parameters() if p.requires_grad], "lr": float(hp["learning_rate"])}]
     if value_model is not None:

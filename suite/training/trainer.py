@@ -7,7 +7,6 @@ one forward pass. Reference log-probs come from the on-disk cache, never from a 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import weakref
@@ -27,7 +26,7 @@ from suite.data.records import (
     SFTRecord,
 )
 from suite.method.registry import FeedbackBatch, Method
-from suite.modeling.reference import ReferenceCache
+from suite.modeling.reference import LiveReference, ReferenceCache
 from suite.modeling.sequences import EncodedSequence, encode_sequence
 from suite.training.loop import (
     CHECKPOINT_COMPLETE,
@@ -95,29 +94,6 @@ class _ListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         return self.items[index]
-
-
-class LiveReference:
-    """The reference policy run next to the policy, for methods that need its whole next-token
-    distribution (TDPO's sequential KL), which a log-prob cache cannot hold.
-
-    With a LoRA adapter the reference is the same network with the adapter disabled (no second copy);
-    with full fine-tuning it is a frozen copy taken before training.
-    """
-
-    def __init__(self, model):
-        from peft import PeftModel
-
-        self._frozen = None if isinstance(model, PeftModel) else copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def logits(self, model, input_ids, attention_mask) -> torch.Tensor:
-        from suite.modeling.sequences import forward_logits
-
-        if self._frozen is not None:
-            return forward_logits(self._frozen, input_ids, attention_mask).logits
-        with model.disable_adapter():
-            return forward_logits(model, input_ids, attention_mask).logits
 
 
 class ValueHead(torch.nn.Module):
@@ -214,8 +190,9 @@ class AlignmentTrainer(Trainer):
             token_mask=mask[:n],
             state=self.state_for_method,
         )
-        if self.live_reference is not None:
-            reference_logits = self.live_reference.logits(model, input_ids[:n], attention_mask[:n])
+        if self.live_reference is not None:  # the reference's whole next-token distribution, run live
+            with torch.no_grad(), self.live_reference.model(model) as reference:
+                reference_logits = forward_logits(reference, input_ids[:n], attention_mask[:n]).logits
             batch.sequence_kl = sequence_kl(reference_logits, outputs.logits[:n], mask[:n])
         if self.value_head is not None:
             batch.values = self.value_head(outputs.hidden_states[-1][:n], response_mask[:n])

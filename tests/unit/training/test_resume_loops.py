@@ -1,6 +1,7 @@
 """Resume for the loops that are not the Trainer's (``suite.training.loop.StepLoop``): a reward-model run
 and an online run (PPO: policy, value model and a reward-model component) killed with SIGKILL mid-training
-and started again end with the metrics and the step log of an uninterrupted run."""
+and started again end with the metrics and the step log of an uninterrupted run (``-m slow``: each test
+trains three times, twice in a fresh process)."""
 
 import json
 import random
@@ -66,6 +67,7 @@ def kill_and_resume(tmp_path, config, run_id, kill_after_step):
     return reference / "runs" / run_id, run_dir, metrics["execution"].get("resumed_from_step"), checkpoint_step(last)
 
 
+@pytest.mark.slow  # three runs, two of them in fresh processes: about a minute on a shared 2-core machine
 def test_a_reward_model_killed_mid_training_resumes_to_the_uninterrupted_result(tmp_path):
     """Full fine-tuning: the classifier's whole weights are checkpointed and restored."""
     config = write_config(tmp_path, {"id": "reward-model", "learning_rate": 1e-3}, max_steps=24, lora=None)
