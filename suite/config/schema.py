@@ -406,16 +406,14 @@ def _build_config(raw: dict) -> ExperimentConfig:
     if train.dtype not in DTYPES:
         raise ConfigError(f"train.dtype: unknown dtype {train.dtype!r}; use {', '.join(DTYPES[:-1])} or {DTYPES[-1]}")
     for key, declared in CONFIG_RANGES.items():
-        section, name = key.split(".")
+        section, field_name = key.split(".")
         if key != "data.heldout_fraction":
-            declared.check(getattr(sections[section], name), key)
+            declared.check(getattr(sections[section], field_name), key)
     _check_scheduler(train.lr_scheduler)
     if not 0 < data.heldout_fraction < 1:
         raise ConfigError(f"data.heldout_fraction: must be in (0, 1), got {data.heldout_fraction}")
     _positive(data.heldout_max, "data.heldout_max")
     _positive(data.train_max, "data.train_max")
-    if data.list_size < 2:
-        raise ConfigError(f"data.list_size: must be an integer >= 2, got {data.list_size}")
     for key in ("limit", "batch_size", "max_new_tokens"):
         _positive(getattr(evaluation, key), f"eval.{key}")
     for key in ("alignment_pairs", "generation_prompts"):

@@ -99,3 +99,10 @@ def test_method_learning_rate_defaults_when_not_set():
     runs = plan_runs(build(train={"max_steps": 2}, seeds=[0], methods=["una-score-mse", {"id": "dpo", "learning_rate": 1e-3}]))
     assert runs[1].hyperparameters["learning_rate"] == 3e-5
     assert runs[2].hyperparameters["learning_rate"] == 1e-3
+
+
+def test_the_config_keeps_its_name_after_every_check():
+    # a loop variable of the range checks once overwrote `name` (every config was called "backend")
+    from suite.core.resources import shipped_dir
+
+    assert load_config(shipped_dir("reports") / "recipes" / "demo.yaml", ["methods=[dpo]"]).name == "demo"

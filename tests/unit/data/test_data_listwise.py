@@ -322,8 +322,8 @@ BASE = {"name": "t", "model": "tiny-llama", "dataset": "alpaca-eval-scored", "me
 
 
 @pytest.mark.parametrize("value, fragment", [
-    (1, "data.list_size: must be an integer >= 2, got 1"),
-    (0, "data.list_size: must be an integer >= 2, got 0"),
+    (1, "data.list_size: must be >= 2, got 1"),
+    (0, "data.list_size: must be >= 2, got 0"),
     ("four", "data.list_size: expected int, got str"),
     (True, "data.list_size: expected int, got bool"),
     (2.0, "data.list_size: expected int, got float"),

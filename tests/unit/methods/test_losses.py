@@ -91,8 +91,9 @@ def test_registry_entries_are_complete():
     for method in all_methods():
         assert method.paper.title and method.paper.arxiv
         assert method.feedback in ("pairwise", "binary", "scalar", "sft", "listwise")
-        if method.train_loop is not None:  # its own loop (reward model, online family)
-            assert method.objective is None and method.compose is None and "learning_rate" in method.defaults
+        if method.train_loop is not None:  # its own loop (reward model, online family; staged methods' stages)
+            assert method.compose is None and "learning_rate" in method.defaults
+            assert callable(method.objective) == method.staged  # a staged loop drives the offline objective
         elif method.compose is None:
             assert callable(method.objective) and "learning_rate" in method.defaults
         else:  # a composite trains nothing itself: its components carry the learning rates
