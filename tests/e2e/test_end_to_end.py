@@ -79,20 +79,18 @@ def test_run_report_and_skip(experiment, tmp_path, capsys):
     assert len(lines) == 1 + len(METHODS) and all(line.startswith("skipped") for line in lines)
 
 
-def test_a_diverging_run_is_recorded_as_failed(experiment, tmp_path, capsys):
+def test_a_diverging_run_is_recorded_as_failed(experiment, tmp_path, capsys, diverging_method):
     out = tmp_path / "results"
-    code = main(["run", str(experiment), "--out", str(out), "--set", "methods=[dpo]",
-                 "--set", "train.learning_rate=1.0e+9", "--set", "evaluate_base=false",
-                 "--set", "train.warmup_ratio=0", "--set", "train.max_steps=3"])
+    arguments = ["run", str(experiment), "--out", str(out), "--set", f"methods=[{diverging_method}]",
+                 "--set", "evaluate_base=false", "--set", "train.max_steps=3"]
+    code = main(arguments)
     assert code != 0
     (manifest,) = manifests(out).values()
     assert manifest["status"] == "failed" and "diverged" in manifest["error"]
     assert not (out / "runs" / manifest["run_id"] / "metrics.json").exists()
     assert "run(s) failed" in capsys.readouterr().err
     # a rerun retries a failed run rather than skipping it
-    main(["run", str(experiment), "--out", str(out), "--set", "methods=[dpo]",
-          "--set", "train.learning_rate=1.0e+9", "--set", "evaluate_base=false",
-                 "--set", "train.warmup_ratio=0", "--set", "train.max_steps=3"])
+    main(arguments)
     assert "skipped" not in capsys.readouterr().out
 
 

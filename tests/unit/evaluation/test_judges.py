@@ -207,6 +207,7 @@ def test_runner_eval_judge(tmp_path, tiny_reward_model):
     data = write_jsonl(tmp_path / "pairs.jsonl", preference_rows(16))
     config = {"name": "judged", "model": "tiny-llama", "dataset": {"path": str(data), "format": "pairwise"},
               "methods": [{"id": "dpo"}], "train": {"max_steps": 1, "per_device_batch_size": 2, "max_length": 48},
+              "data": {"heldout_fraction": 0.25},  # 16 prompts: the default share would hold none out
               "eval": {"leaderboard": None, "alignment_pairs": 2, "generation_prompts": 0, "max_new_tokens": 4}}
     (tmp_path / "plain.yaml").write_text(yaml.safe_dump(config))
     config["eval"]["judge"] = {"judge": {"type": "reward-model", "model": str(tiny_reward_model), "max_length": 64},

@@ -122,15 +122,20 @@ def test_paft_and_sequential_pipelines_end_to_end_in_parallel_workers(paft_confi
     assert main(["run", str(path), "--out", str(out)]) == 0
 
 
-def test_a_composite_with_a_failed_component_fails_clearly(paft_config, tmp_path, capsys):
+def test_a_composite_with_a_failed_component_fails_clearly(paft_config, tmp_path, capsys, diverging_method):
     path, raw = paft_config
-    # valid config, but the preference component fails when it runs (more stages than training steps)
-    raw["methods"] = [{"id": "paft", "preference_method": "sdpo", "preference_overrides": {"stages": 50}}]
     raw["evaluate_base"] = False
-    path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "results"
+    # more sDPO stages than training steps: refused by the preflight, before any run is recorded
+    raw["methods"] = [{"id": "paft", "preference_method": "sdpo", "preference_overrides": {"stages": 50}}]
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    assert "stages" in capsys.readouterr().err and not (out / "runs").exists()
+    # a valid config whose preference component fails while it trains
+    raw["methods"] = [{"id": "paft", "preference_method": diverging_method}]
+    path.write_text(yaml.safe_dump(raw))
     assert main(["run", str(path), "--out", str(out)]) != 0
     manifest, metrics = _read(out, "paft")
     assert manifest["status"] == "failed" and "component 'preference'" in manifest["error"]
     assert "not complete" in manifest["error"] and metrics is None
-    assert _read(out, "sdpo")[0]["status"] == "failed" and _read(out, "sft")[0]["status"] == "complete"
+    assert _read(out, diverging_method)[0]["status"] == "failed" and _read(out, "sft")[0]["status"] == "complete"
