@@ -160,7 +160,7 @@ def prepare_inputs(model_name: str, count: int, max_length: int, seed: int, work
     """The model folder both trainers load (TRL loads its reference model from it) and the first
     ``count`` pairs, written to a pairwise JSONL file."""
     from suite.config import build_config
-    from suite.models import TINY_MODEL, embedded_model_dir, load_model, EMBEDDED_MODEL
+    from suite.models import EMBEDDED_MODEL, TINY_MODEL, embedded_model_dir, load_model
     from suite.runner import Runner
 
     workdir.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,13 @@ import pytest
 
 from suite.evaluation import load_leaderboard
 from suite.evaluation.backend import _Request, batch_rows, pack_trees
-from suite.evaluation.backend_check import (LOGLIK_TOLERANCE, compare_answers, make_backends, run_requests,
-                                            task_requests)
+from suite.evaluation.backend_check import (
+    LOGLIK_TOLERANCE,
+    compare_answers,
+    make_backends,
+    run_requests,
+    task_requests,
+)
 from suite.models import load_model
 
 
