@@ -41,6 +41,11 @@ AVERAGE = "average"
 PARTIAL = "partial_average"
 RUNTIME = "train_runtime_s"
 ALIGNMENT_METRICS = ("reward_accuracy", "reward_margin", "logp_accuracy", "logratio_mean")
+# Judged evaluation (metrics.json "judged", suite.evaluation.judged): column -> stored key. Win rates are in
+# percent (AlpacaEval's convention); columns appear only where some run was judged.
+JUDGED_METRICS = {"judged_win_rate": "win_rate", "judged_lc_win_rate": "length_controlled_winrate",
+                  "judged_avg_length": "avg_length_tokens"}
+JUDGED_KINDS = {"judged_win_rate": "percent", "judged_lc_win_rate": "percent", "judged_avg_length": "number"}
 # How a column's numbers are stored, which decides how they are shown (suite.reporting.render).
 FRACTION, PERCENT, SECONDS, NUMBER = "fraction", "percent", "seconds", "number"
 
@@ -257,12 +262,14 @@ def folder_table(records: list[RunRecord]) -> Table:
         scores[AVERAGE] = metrics.get("eval_average")
         scores.update({name: (metrics.get("alignment") or {}).get(name) for name in alignment})
         scores[RUNTIME] = (metrics.get("train") or {}).get("runtime_s")
+        scores.update(judged_scores(metrics))
         run_rows.append(RunRow(record, scores))
-    kinds = {**dict.fromkeys(eval_columns, FRACTION), AVERAGE: PERCENT, RUNTIME: SECONDS}
+    judged = judged_columns(run_rows)
+    kinds = {**dict.fromkeys(eval_columns, FRACTION), AVERAGE: PERCENT, RUNTIME: SECONDS, **JUDGED_KINDS}
     kinds.update({name: FRACTION if name.endswith("accuracy") else NUMBER for name in alignment})
     excluded = [(r.run_id, f"{r.status}, not scored") for r in records if not r.complete]
-    return _assemble(run_rows, eval_columns + [AVERAGE], list(alignment), [RUNTIME], kinds, records=list(records),
-                     excluded=excluded)
+    return _assemble(run_rows, eval_columns + [AVERAGE] + judged, list(alignment), [RUNTIME], kinds,
+                     records=list(records), excluded=excluded)
 
 
 # -- one leaderboard spec -------------------------------------------------------------------------
@@ -311,7 +318,19 @@ def spec_run_row(record: RunRecord, spec: LeaderboardSpec) -> RunRow:
     scores[PARTIAL] = partial if missing else None
     alignment = metrics.get("alignment") or {}
     scores.update({m: alignment.get(m) if is_number(alignment.get(m)) else None for m in ALIGNMENT_METRICS})
+    scores.update(judged_scores(metrics))
     return RunRow(record, scores, errors, missing)
+
+
+def judged_scores(metrics: dict) -> dict:
+    """The judged-evaluation columns of one run (None where it was not judged or a value is missing)."""
+    judged = metrics.get("judged") or {}
+    return {column: judged.get(key) if is_number(judged.get(key)) else None for column, key in JUDGED_METRICS.items()}
+
+
+def judged_columns(run_rows: list) -> list[str]:
+    """The judged columns some run has a value for, in JUDGED_METRICS order."""
+    return [column for column in JUDGED_METRICS if any(row.scores.get(column) is not None for row in run_rows)]
 
 
 def collect_runs(results_dirs: list[Path], spec_name: str | None = None) -> Collected:
@@ -351,14 +370,15 @@ def build_table(collected: Collected, significance_resamples: int = 0) -> Table:
     """The methods and runs of one spec; with ``significance_resamples`` each row's difference from the base
     row is tested (paired bootstrap over documents; needs the runs' per-document results)."""
     task_ids = [task.id for task in collected.spec.tasks]
-    kinds = {**dict.fromkeys(task_ids + [AVERAGE, PARTIAL], PERCENT),
+    kinds = {**dict.fromkeys(task_ids + [AVERAGE, PARTIAL], PERCENT), **JUDGED_KINDS,
              **{m: FRACTION if m.endswith("accuracy") else NUMBER for m in ALIGNMENT_METRICS}}
-    table = _assemble(collected.runs, task_ids + [AVERAGE, PARTIAL], list(ALIGNMENT_METRICS), [], kinds,
+    judged = judged_columns(collected.runs)
+    table = _assemble(collected.runs, task_ids + [AVERAGE, PARTIAL] + judged, list(ALIGNMENT_METRICS), [], kinds,
                       records=collected.records, excluded=collected.excluded, results_dirs=collected.results_dirs,
                       spec=collected.spec)
     # The partial average is a column only when some row needs it (has no average but a partial one).
     if not any(row.mean.get(AVERAGE) is None and row.mean.get(PARTIAL) is not None for row in table.rows):
-        table.columns = task_ids + [AVERAGE]
+        table.columns = task_ids + [AVERAGE] + judged
     if significance_resamples:
         add_significance(table, significance_resamples)
     return table

@@ -250,6 +250,22 @@ def deviations_markdown(runs: list[RunRecord]) -> str:
     return "\n".join(lines)
 
 
+def data_warnings_markdown(runs: list[RunRecord]) -> str:
+    """Weak data the preflight found (duplicate records, pairs identical after truncation, heavy truncation),
+    as recorded in each run's manifest: merely weak data trains, and the report says so with the counts."""
+    by_warning: dict[str, list[str]] = {}
+    for run in runs:
+        for warning in run.manifest.get("data_warnings") or []:
+            by_warning.setdefault(str(warning), []).append(run.run_id)
+    if not by_warning:
+        return "## Data warnings\n\nNone recorded."
+    lines = ["## Data warnings", ""]
+    for warning, run_ids in sorted(by_warning.items()):
+        scope = "all runs" if len(run_ids) == len(runs) else ", ".join(f"`{r}`" for r in run_ids)
+        lines.append(f"- {warning} ({scope})")
+    return "\n".join(lines)
+
+
 def figures_markdown(paths: ReportPaths, report_dir: Path) -> str:
     lines = ["## Plots", ""]
     figures = [("Eval scores per method", paths.scores_png), ("Held-out implicit reward", paths.alignment_png),
@@ -269,7 +285,7 @@ def report_markdown(runs: list[RunRecord], table: Table, paths: ReportPaths, rep
     if has_several_seeds(table):
         sections += ["## Mean ± std over seeds", "Sample standard deviation (n − 1) across seeds.",
                      seed_table_markdown(table)]
-    sections += [failed_markdown(runs), deviations_markdown(runs), settings_markdown(runs),
+    sections += [failed_markdown(runs), data_warnings_markdown(runs), deviations_markdown(runs), settings_markdown(runs),
                  figures_markdown(paths, report_dir)]
     return "\n\n".join(sections) + "\n"
 
