@@ -14,7 +14,7 @@ from support import preference_rows, write_jsonl, write_local_leaderboard
 from suite.cli import main
 from suite.config.schema import load_config
 from suite.execution.runner import plan_runs
-from suite.method.registry import _METHODS, Method, Paper, register
+from suite.method.registry import METHODS, Method, Paper, register
 from suite.training.trainer import last_complete_checkpoint
 from support.processes import comparable_metrics, kill_when, logged_steps, losses, run_command, write_config
 
@@ -135,7 +135,7 @@ def diverging_method(request):
         objective=_diverging(request.param),
     ))
     yield method_id, "loss" if request.param == "loss" else "grad_norm"
-    _METHODS.pop(method_id)
+    METHODS.remove(method_id)
 
 
 def test_a_non_finite_loss_or_gradient_fails_the_run_at_its_step(tmp_path, pairwise_file, local_leaderboard,
