@@ -16,7 +16,6 @@ the preference method trained from — and referenced to — the SFT model.
 from __future__ import annotations
 
 from methods.common import taxonomy
-from suite.core.errors import ConfigError
 from suite.core.ranges import Range
 from suite.method.registry import Component, Method, Paper, register
 
@@ -60,10 +59,7 @@ def _known_merge_method(value, key: str) -> None:
     """A registered merge method: checked when the config is read, not after both components trained."""
     from suite.merging.methods import get_merge_method
 
-    try:
-        get_merge_method(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{key}: {exc}") from None
+    get_merge_method(value, where=key)
 
 
 register(

@@ -123,8 +123,8 @@ for _method in (
     MERGE_METHODS.add(_method.id, _method)
 
 
-def get_merge_method(method_id: str) -> MergeMethod:
-    return MERGE_METHODS.get(method_id)
+def get_merge_method(method_id: str, where: str | None = None) -> MergeMethod:
+    return MERGE_METHODS.get(method_id, where)
 
 
 def merge_state_dicts(base: dict, tuned: list[dict], method_id: str, weights: list[float] | None = None,

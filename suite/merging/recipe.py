@@ -59,10 +59,7 @@ def load_recipe(path) -> dict:
             raise ConfigError(f"{path}: parameters.{name}: expected a finite number, got {value!r}")
     from suite.merging.methods import get_merge_method
 
-    try:
-        method = get_merge_method(recipe["method"])
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: method: {exc}") from None
+    method = get_merge_method(recipe["method"], where=f"{path}: method")
     try:
         method.resolve(recipe.get("parameters"))  # its messages name parameters.<key>
     except ConfigError as exc:

@@ -91,7 +91,7 @@ def test_equal_to_peft_on_the_same_inputs(method, peft_function, extra):
 
 def test_bad_merges_are_config_errors():
     base = {"w": torch.zeros(2)}
-    with pytest.raises(ConfigError, match="unknown; known: dare-linear"):
+    with pytest.raises(ConfigError, match="unknown merge method .nope.; known: dare-linear"):
         get_merge_method("nope")
     with pytest.raises(ConfigError, match="parameters.dnsity"):
         merge_state_dicts(base, [base], "ties", parameters={"dnsity": 0.5})
@@ -163,7 +163,7 @@ def test_bad_recipes_name_the_file_and_the_key(tmp_path, capsys):
         return capsys.readouterr().err
 
     good = {"base": "tiny-llama", "models": ["tiny-llama", "tiny-llama"], "method": "linear"}
-    assert "recipe.yaml: method: merge method 'nope' is unknown; known: dare-linear" in error_for(
+    assert "recipe.yaml: method: unknown merge method 'nope'; known: dare-linear" in error_for(
         {**good, "method": "nope"})
     assert "recipe.yaml: method: missing" in error_for({k: v for k, v in good.items() if k != "method"})
     assert "recipe.yaml: models[1].wieght: unknown key" in error_for(

@@ -41,7 +41,7 @@ def setup_module_state():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-    REWARD_RULES.pop("test-even-tokens", None)
+    REWARD_RULES.remove("test-even-tokens")
 
 
 def _config(tmp_path, methods, train=None, eval_=None, rows=128) -> dict:
