@@ -266,6 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("recipe", help="merge recipe YAML: base, models [{model, weight}], method, parameters, seed")
     merge.add_argument("--out", help="output folder (default: the recipe's out, else merged/<recipe name>)")
 
+    export = command("export", "a run's model as a Hugging Face folder with a model card (from_pretrained, lm_eval)",
+                     handler("suite.execution.export:export_command"))
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a complete run's folder: results/<name>/runs/<run id>")
+    export.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    export.add_argument("--merge-lora", action="store_true",
+                        help="merge a LoRA adapter into the base weights (a plain model; default: the adapter)")
+    export.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                        help="then upload the folder to this hub repository (needs a token; opt-in)")
+    export.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repository")
+
     label = command("reward-label", "score a dataset's responses with a trained reward model: scalar, pairwise or "
                     "binary data", handler("suite.training.reward_model:reward_label_command"))
     label.add_argument("reward_model", help="a reward-model run folder (runs/<id>) or its model/ folder")

@@ -39,6 +39,8 @@ BASE_ROW = "base"
 STATUS_ELSEWHERE = "elsewhere"  # another process on the same results folder holds the run
 # Train settings that change how a run executes, never its result: left out of run ids.
 EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps",)
+# lm-eval's own output layout (``lm_eval --output_path DIR --log_samples``) inside each run folder.
+LM_EVAL_OUTPUT = "lm_eval_output"
 # Written once training has finished and the trained model is saved: a rerun goes straight to evaluation.
 TRAINED_MARKER = "trained.json"
 
@@ -236,6 +238,7 @@ class Runner:
                 self.store.write_json(run.run_id, "lm_eval_results.json", lm_eval_raw)
             check_result(run, metrics, self.config)
             self.store.write_json(run.run_id, "metrics.json", metrics)
+            write_model_card(self.store.run_dir(run.run_id), manifest, metrics)
             manifest.update(status=STATUS_COMPLETE, ended_at=utc_now(), checksums=self.store.checksums(run.run_id))
         except BaseException as exc:  # noqa: BLE001 — every failure is recorded, then re-raised if fatal
             manifest.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}", ended_at=utc_now())
@@ -339,7 +342,7 @@ class Runner:
             result = evaluate_leaderboard(
                 model, tokenizer, self._leaderboard, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
                 workdir=run_dir / "lm_eval_tasks", apply_chat_template=cfg.eval.apply_chat_template, seed=run.seed,
-                backend=cfg.eval.backend,
+                backend=cfg.eval.backend, output_path=_fresh(run_dir / LM_EVAL_OUTPUT), model_name=run.run_id,
             )
             timings["lm_eval_s"] = time.perf_counter() - started
             metrics.update(eval=result.scores, eval_average=result.average,
@@ -462,6 +465,22 @@ class Runner:
             summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
         timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - started
         return model, summary
+
+
+def _fresh(folder: Path) -> Path:
+    """``folder`` emptied: an evaluation interrupted earlier left files a reader would take for this one's."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def write_model_card(run_dir: Path, manifest: dict, metrics: dict) -> None:
+    """The run's saved ``model/`` gets its model card (README.md: metadata, method, data, evaluation)."""
+    if (run_dir / "model").is_dir():
+        from suite.modeling.model_card import run_card, write_card
+
+        write_card(run_dir / "model", run_card(manifest, metrics))
 
 
 # Facts about how training went that a rerun may see differently (cache hits, a resume), kept apart
