@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     from suite.analysis.statistics import DEFAULT_RESAMPLES
     from suite.execution.executors import EXECUTORS
     from suite.execution.launch import LAUNCHERS
-    from suite.reporting.leaderboard import FORMATS
+    from suite.reporting.leaderboard import DEFAULT_FORMATS, FORMATS
 
     parser = argparse.ArgumentParser(prog="alignsuite", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -228,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("results_dirs", nargs="+", metavar="DIR", help="results directories (several combine)")
     board.add_argument("--spec", help="leaderboard spec the runs were evaluated on (default: the one they share)")
     board.add_argument("--out", help="output folder (default: the first DIR's report/)")
-    board.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
+    board.add_argument("--format", default=",".join(DEFAULT_FORMATS),
+                       help=f"comma-separated subset of {','.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})")
     board.add_argument("--no-plots", action="store_true", help="tables only")
     board.add_argument("--resamples", type=int, default=1000,
                        help="bootstrap resamples for the significance of each row against base (0: skip)")
