@@ -310,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     from suite.core.log import configure
 
     configure(-1 if args.quiet else min(args.verbose, 1))
+    from suite.core.progress import progress_enabled
+
+    if not progress_enabled():  # -q or not a terminal: library progress bars (tqdm) stay off too, workers included
+        os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from suite.config.schema import ExperimentConfig
 from suite.core.errors import SuiteError, TrainingDiverged
+from suite.core.progress import SweepProgress
 from suite.core.io import (
     content_hash,
     git_revision,
@@ -499,6 +500,22 @@ def split_execution_facts(summary: dict) -> tuple[dict, dict]:
     return summary, execution
 
 
+class SweepOutcomes(dict):
+    """The outcomes an executor records, each new one also reported as sweep progress (runs done / total,
+    ETA): every executor records a finished run here, whichever process ran it."""
+
+    def __init__(self, outcomes: dict, progress):
+        super().__init__(outcomes)
+        self._known, self._outcomes, self._progress = set(outcomes), outcomes, progress
+
+    def __setitem__(self, run_id, outcome) -> None:
+        super().__setitem__(run_id, outcome)
+        self._outcomes[run_id] = outcome
+        if run_id not in self._known:
+            self._known.add(run_id)
+            self._progress.run_finished(run_id, outcome.status)
+
+
 def default_jobs() -> int:
     """Runs at once when not told: one per GPU (each worker gets its own), else one."""
     import torch
@@ -524,7 +541,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1, execu
         else:
             todo.append(run)
     chosen = get_executor(executor or default_executor(jobs), jobs=jobs, **(executor_options or {}))
-    chosen.execute(runner, todo, outcomes)
+    chosen.execute(runner, todo, SweepOutcomes(outcomes, SweepProgress(len(todo), log)))
     return [outcomes[run.run_id] for run in runs]
 
 

@@ -255,6 +255,7 @@ class StepLoop:
         self.state: dict = {}  # a method's running state: checkpointed, restored on resume
         self.resumed_from_step: int | None = None
         self._step_started = 0.0
+        self.progress = None  # the run's progress line (suite.core.progress), while steps() runs
 
     # -- resuming ------------------------------------------------------------------------------------
     def resume(self) -> int | None:
@@ -283,12 +284,19 @@ class StepLoop:
         """Step numbers still to train (1-based), each with its peak-memory measure reset."""
         import time
 
+        from suite.core.progress import ProgressLine
+
         if self.log is None:
             self.resume()
-        for step in range((self.resumed_from_step or 0) + 1, self.settings.max_steps + 1):
-            self.memory.reset()
-            self._step_started = time.perf_counter()
-            yield step
+        self.progress = ProgressLine(f"{self.log_path.parent.name} training", self.settings.max_steps, "steps")
+        self.progress.update(done=self.resumed_from_step or 0)
+        try:
+            for step in range((self.resumed_from_step or 0) + 1, self.settings.max_steps + 1):
+                self.memory.reset()
+                self._step_started = time.perf_counter()
+                yield step
+        finally:
+            self.progress.close()
 
     def update(self, step: int, loss: float) -> float:
         """One optimizer update from the accumulated gradients: clip them, stop on a NaN/inf loss or
@@ -314,6 +322,8 @@ class StepLoop:
 
         self.log.write({"step": step, **record, "step_time_s": time.perf_counter() - self._step_started,
                         "peak_memory_mb": self.memory.peak_mb()})
+        if self.progress is not None:
+            self.progress.update(done=step, **({"loss": float(record["loss"])} if "loss" in record else {}))
         every = self.settings.checkpoint_steps
         if every and (step % every == 0 or step == self.settings.max_steps):
             self.save(step)

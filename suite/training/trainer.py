@@ -353,6 +353,7 @@ def train(
     as an uninterrupted run.
     """
     from suite.training.packing import choose_collator
+    from suite.training.progress import TrainProgressCallback, train_label
 
     output_dir = Path(output_dir)
     checkpoints = checkpoint_dir(output_dir, stage)
@@ -390,7 +391,8 @@ def train(
         train_dataset=_ListDataset(examples),
         data_collator=choose_collator(method, model, tokenizer.pad_token_id),  # suite.training.packing
         processing_class=tokenizer,
-        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl", stage, resume_step), NonFiniteLossCallback()],
+        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl", stage, resume_step), NonFiniteLossCallback(),
+                   TrainProgressCallback(train_label(output_dir, stage))],
         method=method,
         hyperparameters=hyperparameters,
     )
