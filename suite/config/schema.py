@@ -92,6 +92,8 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     evaluate_base: bool = True  # the untouched model as row `base`
+    # ``model: {id: ..., chat_template: FILE}``: a Jinja file replacing the tokenizer's chat template
+    model_chat_template: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -102,7 +104,7 @@ DTYPES = ("float32", "bfloat16", "float16")  # what suite.modeling.models.load_m
 
 
 
-TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)}
+TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)} - {"model_chat_template"}  # set via model:
 _OPTIONAL_POSITIVE_INT = Range(low=0, low_open=True, integer=True, nullable=True)
 # The declared range of every config hyper-parameter (schedulers, dtypes and backends are checked
 # against what the libraries accept, below). A value out of range is refused when the config is read.
@@ -221,6 +223,28 @@ def _check_model(model: str) -> None:
                       "or a hub id (org/name)")
 
 
+def _parse_model(raw) -> tuple[str, str | None]:
+    """``model: NAME`` or ``model: {id: NAME, chat_template: FILE}``: (name, template file or None)."""
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - {"id", "chat_template"})
+        if unknown:
+            raise ConfigError(f"model.{unknown[0]}: unknown key; a model mapping has id and chat_template")
+        if "id" not in raw:
+            raise ConfigError("model.id: missing (model: {id: NAME, chat_template: FILE})")
+        model = _check_type(raw["id"], str, "model.id")
+        _check_model(model)
+        template = raw.get("chat_template")
+        if template is not None:
+            from suite.modeling.models import read_chat_template
+
+            _check_type(template, str, "model.chat_template")
+            read_chat_template(template)
+        return model, template
+    model = _check_type(raw, str, "model")
+    _check_model(model)
+    return model, None
+
+
 def _check_dataset(dataset, key: str = "dataset") -> None:
     """A registered id, or a local ``{path, format}`` with a known format (the file is read in the preflight)."""
     from suite.data.records import FEEDBACK_TYPES
@@ -327,8 +351,7 @@ def _build_config(raw: dict) -> ExperimentConfig:
     name = _check_type(raw.get("name", "experiment"), str, "name")
     if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", name):  # it names the results folder: one path component
         raise ConfigError(f"name: expected a name of letters, digits, '.', '+', '-', '_', got {name!r}")
-    model = _check_type(raw["model"], str, "model")
-    _check_model(model)
+    model, chat_template = _parse_model(raw["model"])
     dataset = raw["dataset"]
     if isinstance(dataset, dict):
         missing = [k for k in ("path", "format") if k not in dataset]
@@ -402,7 +425,8 @@ def _build_config(raw: dict) -> ExperimentConfig:
     check_judge_config(evaluation.judge)
     evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
     _check_dataset(dataset)  # last: an id is checked against the registry, the file itself in the preflight
-    return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base)
+    return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base,
+                            model_chat_template=chat_template)
 
 
 def apply_overrides(raw: dict, assignments: list[str]) -> dict:

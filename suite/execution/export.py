@@ -64,9 +64,12 @@ def export_run(run_dir, out, *, merge_lora: bool = False) -> Path:
     base_id = str(manifest.get("model"))
     out.mkdir(parents=True, exist_ok=True)
     if model_dir.is_dir() and (model_dir / "adapter_config.json").is_file() and merge_lora:
-        from suite.modeling.models import load_model, load_trained
+        from transformers import AutoTokenizer
 
-        _save(load_trained(model_dir, base_id, dtype), load_model(base_id, dtype=dtype).tokenizer, out)
+        from suite.modeling.models import load_trained
+
+        # the tokenizer the run saved: it carries a chat template the run was given (model.chat_template)
+        _save(load_trained(model_dir, base_id, dtype), AutoTokenizer.from_pretrained(str(model_dir)), out)
         what = "LoRA adapter merged into the base model"
     elif model_dir.is_dir():
         shutil.copytree(model_dir, out, dirs_exist_ok=True)
@@ -80,7 +83,8 @@ def export_run(run_dir, out, *, merge_lora: bool = False) -> Path:
     elif manifest.get("method") == BASE_ROW:
         from suite.modeling.models import load_model
 
-        loaded = load_model(base_id, dtype=dtype)
+        loaded = load_model(base_id, dtype=dtype,
+                            chat_template=(manifest.get("chat_template") or {}).get("path"))
         _save(loaded.model, loaded.tokenizer, out)
         what = "the untouched base model"
     else:

@@ -92,6 +92,10 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
                  if (k, v) not in (("backend", "hf"), ("judge", None))},
         "max_length": config.train.max_length,
     }
+    if config.model_chat_template is not None:  # only when given, so runs planned without one keep their ids
+        from suite.modeling.models import chat_template_identity
+
+        shared["chat_template_sha256"] = chat_template_identity(config.model_chat_template)["sha256"]
     runs: dict[str, PlannedRun] = {}
     if config.evaluate_base:
         definition = {"kind": BASE_ROW, **shared, "data": _data_definition(config, "pairwise"), "seed": config.seeds[0]}
@@ -229,6 +233,10 @@ class Runner:
         }
         if self.data_warnings:
             manifest["data_warnings"] = list(self.data_warnings)
+        if self.config.model_chat_template is not None:
+            from suite.modeling.models import chat_template_identity
+
+            manifest["chat_template"] = chat_template_identity(self.config.model_chat_template)
         self.store.write_manifest(run.run_id, manifest)
         try:
             metrics, lm_eval_raw = self._train_and_evaluate(run)
@@ -289,7 +297,7 @@ class Runner:
         timings: dict[str, float] = {}
         set_seed(run.seed)
         started = time.perf_counter()
-        loaded = load_model(cfg.model, dtype=cfg.train.dtype)
+        loaded = load_model(cfg.model, dtype=cfg.train.dtype, chat_template=cfg.model_chat_template)
         model, tokenizer = loaded.model, loaded.tokenizer
         cache = ReferenceCache(cache_root() / "reference_logps", self.base_fingerprint(model))
         data = self.prepare_data(run.feedback, run.seed, run.dataset)
