@@ -57,6 +57,9 @@ class TrainConfig:
     # Checkpoint every N optimizer steps (and the last) so a killed run resumes; 0 turns it off. How a run
     # is executed, not what it computes: not part of the run's identity.
     checkpoint_steps: int = 10
+    # Experiment trackers every training loop reports to (suite.training.trackers): tensorboard, mlflow, wandb,
+    # trackio. Where results are watched, not what they are: not part of the run's identity either.
+    report_to: list | None = None
 
 
 @dataclass
@@ -129,6 +132,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "train.reference_batch_size": POSITIVE_INT,
     "train.save_model": BOOL,
     "train.checkpoint_steps": NON_NEGATIVE_INT,
+    "train.report_to": Range(kind="list", nullable=True, validate=lambda value, key: _check_trackers(value, key)),
     "eval.leaderboard": Range(kind="text", nullable=True),
     "eval.limit": _OPTIONAL_POSITIVE_INT,
     "eval.batch_size": POSITIVE_INT,
@@ -146,6 +150,12 @@ LORA_RANGES = {
 # Schedulers that need options the config cannot give (a metric, a minimum lr, decay steps): refused.
 SCHEDULERS_NEEDING_OPTIONS = ("reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
                               "warmup_stable_decay")
+
+
+def _check_trackers(names, key: str) -> None:
+    from suite.training.trackers import check_trackers
+
+    check_trackers(names, key)
 
 
 def _check_type(value, annotation, key: str):

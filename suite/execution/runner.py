@@ -39,7 +39,7 @@ from suite.method.registry import Method, get_method
 BASE_ROW = "base"
 STATUS_ELSEWHERE = "elsewhere"  # another process on the same results folder holds the run
 # Train settings that change how a run executes, never its result: left out of run ids.
-EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps",)
+EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps", "report_to")
 # lm-eval's own output layout (``lm_eval --output_path DIR --log_samples``) inside each run folder.
 LM_EVAL_OUTPUT = "lm_eval_output"
 # Written once training has finished and the trained model is saved: a rerun goes straight to evaluation.
@@ -429,6 +429,7 @@ class Runner:
         train summary). Nothing is saved but checkpoints."""
         from suite.modeling.models import add_lora, cache_root
         from suite.modeling.reference import ReferenceCache
+        from suite.training.trackers import tracker_run_name
         from suite.training.trainer import (
             TrainSettings,
             attach_reference_logps,
@@ -465,6 +466,8 @@ class Runner:
             seed=run.seed,
             bf16=cfg.train.bf16,
             checkpoint_steps=cfg.train.checkpoint_steps,
+            report_to=tuple(cfg.train.report_to or ()),
+            run_name=tracker_run_name(run.run_id, method.id, run.label, stage),
         )
         started = time.perf_counter()
         train_function = self.launcher or train  # the launcher (suite.execution.launch) trains in other processes
