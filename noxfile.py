@@ -57,7 +57,7 @@ def offline_env():
 @nox.session
 def tests(session):
     """The default test run (fast; slow end-to-end tests are in `slow`)."""
-    install(session, "test", "ray")  # ray: the local-Ray sweep test
+    install(session, "test", "ray", "trackers")  # ray: the local-Ray sweep test; trackers: TensorBoard / MLflow read-back
     ensure_chromium(session)
     session.run("pytest", "-q", "-m", "not slow", *session.posargs, env=OFFLINE)
 

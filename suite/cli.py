@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     from suite.analysis.statistics import DEFAULT_RESAMPLES
     from suite.execution.executors import EXECUTORS
     from suite.execution.launch import LAUNCHERS
-    from suite.reporting.leaderboard import FORMATS
+    from suite.reporting.leaderboard import DEFAULT_FORMATS, FORMATS
 
     parser = argparse.ArgumentParser(prog="alignsuite", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("results_dirs", nargs="+", metavar="DIR", help="results directories (several combine)")
     board.add_argument("--spec", help="leaderboard spec the runs were evaluated on (default: the one they share)")
     board.add_argument("--out", help="output folder (default: the first DIR's report/)")
-    board.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
+    board.add_argument("--format", default=",".join(DEFAULT_FORMATS),
+                       help=f"comma-separated subset of {','.join(FORMATS)} (default {','.join(DEFAULT_FORMATS)})")
     board.add_argument("--no-plots", action="store_true", help="tables only")
     board.add_argument("--resamples", type=int, default=1000,
                        help="bootstrap resamples for the significance of each row against base (0: skip)")
@@ -263,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("recipe", help="merge recipe YAML: base, models [{model, weight}], method, parameters, seed")
     merge.add_argument("--out", help="output folder (default: the recipe's out, else merged/<recipe name>)")
 
+    export = command("export", "a run's model as a Hugging Face folder with a model card (from_pretrained, lm_eval)",
+                     handler("suite.execution.export:export_command"))
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a complete run's folder: results/<name>/runs/<run id>")
+    export.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    export.add_argument("--merge-lora", action="store_true",
+                        help="merge a LoRA adapter into the base weights (a plain model; default: the adapter)")
+    export.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                        help="then upload the folder to this hub repository (needs a token; opt-in)")
+    export.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repository")
+
     label = command("reward-label", "score a dataset's responses with a trained reward model: scalar, pairwise or "
                     "binary data", handler("suite.training.reward_model:reward_label_command"))
     label.add_argument("reward_model", help="a reward-model run folder (runs/<id>) or its model/ folder")
@@ -296,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     from suite.core.log import configure
 
     configure(-1 if args.quiet else min(args.verbose, 1))
+    from suite.core.progress import progress_enabled
+
+    if not progress_enabled():  # -q or not a terminal: library progress bars (tqdm) stay off too, workers included
+        os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -68,6 +68,10 @@ def module_names(model: str) -> tuple[frozenset, tuple]:
 def check_model(config) -> object:
     """The model's files, dtype and LoRA targets; returns its tokenizer."""
     _, tokenizer = model_files(config.model)
+    if getattr(config, "model_chat_template", None) is not None:  # the user's template replaces the tokenizer's
+        from suite.modeling.models import read_chat_template
+
+        tokenizer.chat_template = read_chat_template(config.model_chat_template)
     lora = config.train.lora
     if lora and "target_modules" in lora:
         targets = [lora["target_modules"]] if isinstance(lora["target_modules"], str) else lora["target_modules"]

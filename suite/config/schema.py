@@ -57,6 +57,9 @@ class TrainConfig:
     # Checkpoint every N optimizer steps (and the last) so a killed run resumes; 0 turns it off. How a run
     # is executed, not what it computes: not part of the run's identity.
     checkpoint_steps: int = 10
+    # Experiment trackers every training loop reports to (suite.training.trackers): tensorboard, mlflow, wandb,
+    # trackio. Where results are watched, not what they are: not part of the run's identity either.
+    report_to: list | None = None
 
 
 @dataclass
@@ -98,6 +101,8 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     evaluate_base: bool = True  # the untouched model as row `base`
+    # ``model: {id: ..., chat_template: FILE}``: a Jinja file replacing the tokenizer's chat template
+    model_chat_template: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -108,7 +113,7 @@ DTYPES = ("float32", "bfloat16", "float16")  # what suite.modeling.models.load_m
 
 
 
-TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)}
+TOP_LEVEL = {f.name for f in dataclasses.fields(ExperimentConfig)} - {"model_chat_template"}  # set via model:
 _OPTIONAL_POSITIVE_INT = Range(low=0, low_open=True, integer=True, nullable=True)
 # The declared range of every config hyper-parameter (schedulers, dtypes and backends are checked
 # against what the libraries accept, below). A value out of range is refused when the config is read.
@@ -133,6 +138,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "train.reference_batch_size": POSITIVE_INT,
     "train.save_model": BOOL,
     "train.checkpoint_steps": NON_NEGATIVE_INT,
+    "train.report_to": Range(kind="list", nullable=True, validate=lambda value, key: _check_trackers(value, key)),
     "eval.leaderboard": Range(kind="text", nullable=True),
     "eval.limit": _OPTIONAL_POSITIVE_INT,
     "eval.subset": _OPTIONAL_POSITIVE_INT,
@@ -152,6 +158,12 @@ LORA_RANGES = {
 # Schedulers that need options the config cannot give (a metric, a minimum lr, decay steps): refused.
 SCHEDULERS_NEEDING_OPTIONS = ("reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
                               "warmup_stable_decay")
+
+
+def _check_trackers(names, key: str) -> None:
+    from suite.training.trackers import check_trackers
+
+    check_trackers(names, key)
 
 
 def _check_type(value, annotation, key: str):
@@ -227,6 +239,28 @@ def _check_model(model: str) -> None:
         return
     raise ConfigError(f"model: unknown model {model!r}; use {EMBEDDED_MODEL!r}, {TINY_MODEL!r}, a local path "
                       "or a hub id (org/name)")
+
+
+def _parse_model(raw) -> tuple[str, str | None]:
+    """``model: NAME`` or ``model: {id: NAME, chat_template: FILE}``: (name, template file or None)."""
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - {"id", "chat_template"})
+        if unknown:
+            raise ConfigError(f"model.{unknown[0]}: unknown key; a model mapping has id and chat_template")
+        if "id" not in raw:
+            raise ConfigError("model.id: missing (model: {id: NAME, chat_template: FILE})")
+        model = _check_type(raw["id"], str, "model.id")
+        _check_model(model)
+        template = raw.get("chat_template")
+        if template is not None:
+            from suite.modeling.models import read_chat_template
+
+            _check_type(template, str, "model.chat_template")
+            read_chat_template(template)
+        return model, template
+    model = _check_type(raw, str, "model")
+    _check_model(model)
+    return model, None
 
 
 def _check_dataset(dataset, key: str = "dataset") -> None:
@@ -350,8 +384,7 @@ def _build_config(raw: dict) -> ExperimentConfig:
     name = _check_type(raw.get("name", "experiment"), str, "name")
     if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", name):  # it names the results folder: one path component
         raise ConfigError(f"name: expected a name of letters, digits, '.', '+', '-', '_', got {name!r}")
-    model = _check_type(raw["model"], str, "model")
-    _check_model(model)
+    model, chat_template = _parse_model(raw["model"])
     dataset = raw["dataset"]
     if isinstance(dataset, dict):
         missing = [k for k in ("path", "format") if k not in dataset]
@@ -426,7 +459,8 @@ def _build_config(raw: dict) -> ExperimentConfig:
     check_judge_config(evaluation.judge)
     evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
     _check_dataset(dataset)  # last: an id is checked against the registry, the file itself in the preflight
-    return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base)
+    return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base,
+                            model_chat_template=chat_template)
 
 
 def apply_overrides(raw: dict, assignments: list[str]) -> dict:

@@ -19,6 +19,7 @@ import json
 
 import torch
 
+from suite.core.progress import ProgressLine
 from suite.data.records import PairwiseRecord
 from suite.modeling.reference import ReferenceCache
 from suite.modeling.sequences import (
@@ -73,7 +74,9 @@ def mean_response_length(model, tokenizer, prompts: list, max_new_tokens: int, b
     model.eval()
     device = next(model.parameters()).device
     lengths = []
+    progress = ProgressLine("generation (response length)", len(prompts), "prompts")
     for start in range(0, len(prompts), batch_size):
+        progress.update(done=start)
         encoded = [encode_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
         input_ids, attention = left_padded_prompts(encoded, tokenizer.pad_token_id)
         width = input_ids.shape[1]
@@ -88,6 +91,8 @@ def mean_response_length(model, tokenizer, prompts: list, max_new_tokens: int, b
         for row in output.tolist():
             length = row.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in row else len(row)
             lengths.append(length)
+    progress.update(done=len(prompts))
+    progress.close()
     return sum(lengths) / len(lengths)
 
 

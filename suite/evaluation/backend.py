@@ -46,6 +46,8 @@ from lm_eval.models.utils import (
 )
 from tqdm import tqdm
 
+from suite.core.progress import progress_enabled
+
 BACKEND_NAME = "alignsuite-hf"
 # Bump when a change could move a number (what is computed, not how fast): recorded in every run's eval_settings.
 BACKEND_VERSION = "1"
@@ -172,7 +174,8 @@ class SharedContextLM(HFLM):
             items.append(_Request(index, key, tuple(window[:-1]), tuple(continuation)))
         trees = pack_trees(items, self.row_tokens)
         results: list = [None] * len(items)
-        pbar = tqdm(total=len(items), disable=(disable_tqdm or self.rank != 0), desc="Running loglikelihood requests")
+        pbar = tqdm(total=len(items), disable=(disable_tqdm or self.rank != 0 or not progress_enabled()),
+                    desc="evaluation: loglikelihood requests")
         for batch in batch_rows(trees, self.max_rows, self.batch_tokens):
             for request, answer in self._score_rows(batch):
                 results[request.index] = answer
@@ -262,7 +265,8 @@ class SharedContextLM(HFLM):
         collator = Collator([requests[i].args for i in ours], sort_fn=lambda req: (-len(self.tok_encode(req[0])), req[0]),
                             group_by="gen_kwargs", group_fn=lambda req: req[1])
         eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
-        pbar = tqdm(total=len(ours), disable=(disable_tqdm or self.rank != 0), desc="Running generate_until requests")
+        pbar = tqdm(total=len(ours), disable=(disable_tqdm or self.rank != 0 or not progress_enabled()),
+                    desc="evaluation: generate_until requests")
         texts = []
         for chunk in collator.get_batched(n=self.generation_batch_size):
             contexts, all_kwargs = zip(*chunk)

@@ -453,12 +453,17 @@ def evaluate_leaderboard(
     seed: int = 0,
     backend: str = "hf",
     subset: int | None = None,
+    output_path: Path | None = None,
+    model_name: str = "model",
 ) -> EvalResult:
     """Run every task of ``spec`` on the in-memory ``model`` and aggregate as the spec says; ``backend``
     names the lm-eval model class that runs it (``EVAL_BACKENDS``); ``chat_template`` (auto | on | off, see
     ``resolve_chat_template``) decides per task whether lm-eval applies the tokenizer's chat template,
     with few-shot examples as a multi-turn conversation where it does. ``subset`` evaluates a seeded sample
-    of that many documents per leaf task (``SUBSET_RULE``) in place of every task's limit."""
+    of that many documents per leaf task (``SUBSET_RULE``) in place of every task's limit. With
+    ``output_path``, lm-eval's own EvaluationTracker also writes what ``lm_eval --output_path DIR
+    --log_samples`` writes there (``<model_name>/results_<date>.json`` and ``samples_<task>_<date>.jsonl``),
+    for lm-eval's tools."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -492,11 +497,15 @@ def evaluate_leaderboard(
         if not names:
             continue
         picked = {name: chosen[name] for name in names if name in chosen} or None
+        tracker = _tracker(output_path, model_name)
         out = lm_eval.simple_evaluate(
             model=lm, tasks=names, limit=task_limit, samples=picked, task_manager=overlays, log_samples=True,
             apply_chat_template=apply_template, fewshot_as_multiturn=multiturn, bootstrap_iters=0, random_seed=seed,
             numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+            evaluation_tracker=tracker,
         )
+        if tracker is not None:
+            save_lm_eval_output(tracker, out, model_name)
         results.update(out["results"])
         raw.setdefault("results", {}).update(out["results"])
         raw.setdefault("n-shot", {}).update(out.get("n-shot", {}))
@@ -520,6 +529,30 @@ def evaluate_leaderboard(
     return EvalResult(scored.scores, scored.average, raw, sorted(set(deviations)), settings,
                       headlines=scored.headlines, stderr=scored.stderr, missing=scored.missing,
                       partial_average=scored.partial_average, samples=samples)
+
+
+def _tracker(output_path: Path | None, model_name: str):
+    """lm-eval's EvaluationTracker writing under ``output_path`` (None: nothing written)."""
+    if output_path is None:
+        return None
+    from lm_eval.loggers import EvaluationTracker
+
+    Path(output_path).mkdir(parents=True, exist_ok=True)
+    return EvaluationTracker(output_path=str(output_path))
+
+
+def save_lm_eval_output(tracker, out: dict, model_name: str) -> None:
+    """What lm-eval's CLI saves after an evaluation (aggregated results, then each task's samples), as it does."""
+    from lm_eval.utils import sanitize_model_name
+
+    general = tracker.general_config_tracker
+    general.model_name, general.model_name_sanitized = model_name, sanitize_model_name(model_name)
+    results = {key: value for key, value in out.items() if key != "samples"}  # the tracker adds its keys to it
+    samples = out.get("samples") or {}
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task_name in results.get("configs", {}):
+        if task_name in samples:
+            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
 
 
 def _plain(value):

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from suite.core.errors import ConfigError, DataError
+from suite.core.progress import ProgressLine
 from suite.evaluation import winrate
 
 KEYS = {"judge", "instructions", "subset", "seed", "max_new_tokens", "batch_size", "length_controlled"}
@@ -67,7 +68,9 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int, 
     encoded = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     answers = [""] * len(prompts)
+    progress = ProgressLine("generation (judged answers)", len(prompts), "answers")
     for start in range(0, len(order), batch_size):
+        progress.update(done=start)
         chunk = order[start : start + batch_size]
         input_ids, attention = left_padded_prompts([encoded[i] for i in chunk], tokenizer.pad_token_id)
         output = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
@@ -77,6 +80,8 @@ def generate_answers(model, tokenizer, prompts: list[str], max_new_tokens: int, 
             if tokenizer.eos_token_id in row:
                 row = row[: row.index(tokenizer.eos_token_id)]
             answers[index] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    progress.update(done=len(prompts))
+    progress.close()
     return answers
 
 

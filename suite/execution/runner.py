@@ -18,6 +18,7 @@ from pathlib import Path
 
 from suite.config.schema import ExperimentConfig
 from suite.core.errors import SuiteError, TrainingDiverged
+from suite.core.progress import SweepProgress
 from suite.core.io import (
     content_hash,
     git_revision,
@@ -38,7 +39,9 @@ from suite.method.registry import Method, get_method
 
 STATUS_ELSEWHERE = "elsewhere"  # another process on the same results folder holds the run
 # Train settings that change how a run executes, never its result: left out of run ids.
-EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps",)
+EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps", "report_to")
+# lm-eval's own output layout (``lm_eval --output_path DIR --log_samples``) inside each run folder.
+LM_EVAL_OUTPUT = "lm_eval_output"
 # Written once training has finished and the trained model is saved: a rerun goes straight to evaluation.
 TRAINED_MARKER = "trained.json"
 
@@ -110,6 +113,10 @@ def plan_runs(config: ExperimentConfig) -> list[PlannedRun]:
         "eval": eval_definition(config),
         "max_length": config.train.max_length,
     }
+    if config.model_chat_template is not None:  # only when given, so runs planned without one keep their ids
+        from suite.modeling.models import chat_template_identity
+
+        shared["chat_template_sha256"] = chat_template_identity(config.model_chat_template)["sha256"]
     runs: dict[str, PlannedRun] = {}
     if config.evaluate_base:
         definition = {"kind": BASE_ROW, **shared, "data": _data_definition(config, "pairwise"), "seed": config.seeds[0]}
@@ -247,6 +254,10 @@ class Runner:
         }
         if self.data_warnings:
             manifest["data_warnings"] = list(self.data_warnings)
+        if self.config.model_chat_template is not None:
+            from suite.modeling.models import chat_template_identity
+
+            manifest["chat_template"] = chat_template_identity(self.config.model_chat_template)
         self.store.write_manifest(run.run_id, manifest)
         try:
             metrics, lm_eval_raw = self._train_and_evaluate(run)
@@ -261,6 +272,7 @@ class Runner:
                 manifest["eval_settings"] = metrics["eval_settings"]
             if metrics.get("chat_template"):
                 manifest["chat_template"] = metrics["chat_template"]
+            write_model_card(self.store.run_dir(run.run_id), manifest, metrics)
             manifest.update(status=STATUS_COMPLETE, ended_at=utc_now(), checksums=self.store.checksums(run.run_id))
         except BaseException as exc:  # noqa: BLE001 — every failure is recorded, then re-raised if fatal
             manifest.update(status=STATUS_FAILED, error=f"{type(exc).__name__}: {exc}", ended_at=utc_now())
@@ -310,7 +322,7 @@ class Runner:
         timings: dict[str, float] = {}
         set_seed(run.seed)
         started = time.perf_counter()
-        loaded = load_model(cfg.model, dtype=cfg.train.dtype)
+        loaded = load_model(cfg.model, dtype=cfg.train.dtype, chat_template=cfg.model_chat_template)
         model, tokenizer = loaded.model, loaded.tokenizer
         cache = ReferenceCache(cache_root() / "reference_logps", self.base_fingerprint(model))
         data = self.prepare_data(run.feedback, run.seed, run.dataset)
@@ -364,7 +376,7 @@ class Runner:
             result = evaluate_leaderboard(
                 model, tokenizer, self._leaderboard, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
                 workdir=run_dir / "lm_eval_tasks", chat_template=cfg.eval.chat_template, seed=run.seed, subset=cfg.eval.subset,
-                backend=cfg.eval.backend,
+                backend=cfg.eval.backend, output_path=_fresh(run_dir / LM_EVAL_OUTPUT), model_name=run.run_id,
             )
             timings["lm_eval_s"] = time.perf_counter() - started
             metrics.update(eval=result.scores, eval_average=result.average,
@@ -442,6 +454,7 @@ class Runner:
         train summary). Nothing is saved but checkpoints."""
         from suite.modeling.models import add_lora, cache_root
         from suite.modeling.reference import ReferenceCache
+        from suite.training.trackers import tracker_run_name
         from suite.training.trainer import (
             TrainSettings,
             attach_reference_logps,
@@ -478,6 +491,8 @@ class Runner:
             seed=run.seed,
             bf16=cfg.train.bf16,
             checkpoint_steps=cfg.train.checkpoint_steps,
+            report_to=tuple(cfg.train.report_to or ()),
+            run_name=tracker_run_name(run.run_id, method.id, run.label, stage),
         )
         started = time.perf_counter()
         train_function = self.launcher or train  # the launcher (suite.execution.launch) trains in other processes
@@ -487,6 +502,22 @@ class Runner:
             summary["reference_cache"] = {"hits": cache.hits, "computed": cache.computed}
         timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - started
         return model, summary
+
+
+def _fresh(folder: Path) -> Path:
+    """``folder`` emptied: an evaluation interrupted earlier left files a reader would take for this one's."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def write_model_card(run_dir: Path, manifest: dict, metrics: dict) -> None:
+    """The run's saved ``model/`` gets its model card (README.md: metadata, method, data, evaluation)."""
+    if (run_dir / "model").is_dir():
+        from suite.modeling.model_card import run_card, write_card
+
+        write_card(run_dir / "model", run_card(manifest, metrics))
 
 
 # Facts about how training went that a rerun may see differently (cache hits, a resume), kept apart
@@ -514,6 +545,22 @@ def split_execution_facts(summary: dict) -> tuple[dict, dict]:
     return summary, execution
 
 
+class SweepOutcomes(dict):
+    """The outcomes an executor records, each new one also reported as sweep progress (runs done / total,
+    ETA): every executor records a finished run here, whichever process ran it."""
+
+    def __init__(self, outcomes: dict, progress):
+        super().__init__(outcomes)
+        self._known, self._outcomes, self._progress = set(outcomes), outcomes, progress
+
+    def __setitem__(self, run_id, outcome) -> None:
+        super().__setitem__(run_id, outcome)
+        self._outcomes[run_id] = outcome
+        if run_id not in self._known:
+            self._known.add(run_id)
+            self._progress.run_finished(run_id, outcome.status)
+
+
 def default_jobs() -> int:
     """Runs at once when not told: one per GPU (each worker gets its own), else one."""
     import torch
@@ -539,7 +586,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path, jobs: int = 1, execu
         else:
             todo.append(run)
     chosen = get_executor(executor or default_executor(jobs), jobs=jobs, **(executor_options or {}))
-    chosen.execute(runner, todo, outcomes)
+    chosen.execute(runner, todo, SweepOutcomes(outcomes, SweepProgress(len(todo), log)))
     return [outcomes[run.run_id] for run in runs]
 
 

@@ -14,7 +14,6 @@ A recipe::
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -84,24 +83,11 @@ def _load_recipe_model(path, key: str, spec: str, base_id: str | None = None, ba
     return model
 
 
-def model_card(recipe: dict, versions: dict, revision: str | None) -> str:
-    rows = "\n".join(f"| `{m['model']}` | {m.get('weight', 1.0)} |" for m in recipe["models"])
-    return f"""---
-tags: [merge, alignsuite]
-base_model: {recipe['base']}
----
-# Merged model
+def model_card(recipe: dict, versions: dict, revision: str | None):
+    """The merged model's card (``huggingface_hub.ModelCard``, built as every saved model's: suite.modeling.model_card)."""
+    from suite.modeling.model_card import merge_card
 
-Made by `alignsuite merge` with method **{recipe['method']}** (parameters {json.dumps(recipe.get('parameters') or {})},
-seed {recipe.get('seed', 0)}) from the base `{recipe['base']}` and:
-
-| model | weight |
-|---|---|
-{rows}
-
-alignsuite git revision: {revision or 'unknown'}; torch {versions.get('torch')}, transformers
-{versions.get('transformers')}, peft {versions.get('peft')}. The full recipe is in `merge_recipe.json`.
-"""
+    return merge_card(recipe, versions, revision)
 
 
 def run_recipe(path, out: str | None = None) -> Path:
@@ -140,7 +126,9 @@ def run_recipe(path, out: str | None = None) -> Path:
     write_json_atomic(out_dir / "merge_recipe.json",
                       {**recipe, "out": str(out_dir), "alignsuite": {"version": versions.get("alignsuite"),
                                                                       "git_revision": revision}})
-    (out_dir / "README.md").write_text(model_card(recipe, versions, revision))
+    from suite.modeling.model_card import write_card
+
+    write_card(out_dir, model_card(recipe, versions, revision))
     return out_dir
 
 

@@ -140,9 +140,39 @@ def _tiny_model(seed: int = 0) -> LoadedModel:
     return LoadedModel(model, tokenizer, TINY_MODEL, f"random init (seed {seed}), {TINY_CONFIG}")
 
 
-def load_model(name: str, *, dtype: str | None = "float32") -> LoadedModel:
+def read_chat_template(path) -> str:
+    """A chat template file's text (Jinja, as tokenizers hold it), checked to parse; a bad file is one
+    ConfigError naming it and the key ``model.chat_template``."""
+    import jinja2
+
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"model.chat_template: cannot read {path}: {exc}") from None
+    if not text.strip():
+        raise ConfigError(f"model.chat_template: {path} is empty")
+    try:
+        jinja2.Environment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"model.chat_template: {path}: line {exc.lineno}: not a valid Jinja template ({exc.message})") \
+            from None
+    return text
+
+
+def chat_template_identity(path) -> dict:
+    """What a run records of a user's chat template: its path and the SHA-256 of its content."""
+    return {"path": str(path), "sha256": hashlib.sha256(read_chat_template(path).encode()).hexdigest()}
+
+
+def load_model(name: str, *, dtype: str | None = "float32", chat_template: str | None = None) -> LoadedModel:
     """Resolve a model name to (model, tokenizer): the embedded default, ``tiny-llama``, a local path or a hub id.
-    ``dtype`` None means the default, float32 (a merge or delta of saved runs names none)."""
+    ``dtype`` None means the default, float32 (a merge or delta of saved runs names none). ``chat_template``:
+    a Jinja file that replaces the tokenizer's chat template (for a model that has none, or a wrong one)."""
+    if chat_template is not None:
+        loaded = load_model(name, dtype=dtype)
+        loaded.tokenizer.chat_template = read_chat_template(chat_template)
+        return loaded
     dtype = dtype or "float32"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

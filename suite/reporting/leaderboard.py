@@ -52,7 +52,8 @@ from suite.reporting.render import (
     markdown_table,
 )
 
-FORMATS = ("md", "csv", "html", "tex")
+FORMATS = ("md", "csv", "html", "tex", "parquet")
+DEFAULT_FORMATS = ("md", "csv", "html", "tex")  # parquet on request (--format parquet)
 ALIGNMENT_TITLES = {"reward_accuracy": "reward accuracy", "reward_margin": "reward margin",
                     "logp_accuracy": "log-prob accuracy", "logratio_mean": "KL proxy (mean Δ)"}
 
@@ -286,6 +287,47 @@ def render_runs_csv(table: Table) -> str:
     return out.getvalue()
 
 
+def method_records(table: Table) -> list[dict]:
+    """The method rows as records (the CSV's columns, numbers as numbers): for parquet and DataFrames."""
+    columns = table.columns + list(ALIGNMENT_METRICS)
+    records = []
+    for row in table.rows:
+        record = {"method": row.method, "model": row.model, "dataset": row.dataset, "seeds": len(row.runs)}
+        for column in columns:
+            for suffix, values in (("", row.mean), ("_std", row.std), ("_delta", row.delta)):
+                value = values.get(column)
+                record[f"{column}{suffix}"] = None if value is None else float(value)
+        records.append({**record, "missing": ";".join(row.missing)})
+    return records
+
+
+def run_records(table: Table) -> list[dict]:
+    """The run rows as records (the runs CSV's columns, numbers as numbers)."""
+    records = []
+    for run in table.runs:
+        record = {"run_id": run.run_id, "method": run.method, "model": run.model, "dataset": run.dataset,
+                  "seed": run.seed, "folder": str(run.folder)}
+        for column in table.columns:
+            for suffix, values in (("", run.scores), ("_stderr", run.stderr)):
+                value = values.get(column)
+                record[f"{column}{suffix}"] = None if value is None else float(value)
+        record.update({m: run.alignment.get(m) for m in ALIGNMENT_METRICS})
+        records.append({**record, "missing": ";".join(sorted(run.missing))})
+    return records
+
+
+def write_parquet(records: list[dict], path: Path) -> None:
+    """Records as a parquet file (pandas + pyarrow), written to a temp file then moved into place."""
+    import os
+
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pd.DataFrame(records).to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
 def render_latex(table: Table) -> str:
     """The methods table as a booktabs tabular (\\usepackage{booktabs})."""
     header, body = summary_rows(table, plus_minus="$\\pm$")
@@ -362,7 +404,7 @@ def render_html(table: Table, images: dict | None = None) -> str:
 
 
 def write_leaderboard(results_dirs: list[Path], spec_name: str | None = None, out_dir: Path | None = None,
-                      formats: tuple = FORMATS, plots: bool = True, significance_resamples: int = 1000) -> dict:
+                      formats: tuple = DEFAULT_FORMATS, plots: bool = True, significance_resamples: int = 1000) -> dict:
     """Write the tables (and plots) for ``results_dirs``; returns {kind: path}."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -382,7 +424,12 @@ def write_leaderboard(results_dirs: list[Path], spec_name: str | None = None, ou
                  "csv": (".csv", lambda: render_csv(table)),
                  "html": (".html", lambda: render_html(table, images)),
                  "tex": (".tex", lambda: render_latex(table))}
-    for kind in formats:
+    if "parquet" in formats:
+        for name, records in (("parquet", method_records(table)), ("runs parquet", run_records(table))):
+            path = out_dir / f"{stem}{'-runs' if name.startswith('runs') else ''}.parquet"
+            write_parquet(records, path)
+            written[name] = path
+    for kind in [f for f in formats if f != "parquet"]:
         suffix, render = renderers[kind]
         path = out_dir / f"{stem}{suffix}"
         write_bytes_atomic(path, render().encode())

@@ -210,12 +210,14 @@ class LoopSettings:
     max_grad_norm: float
     checkpoint_steps: int = 0  # 0: no checkpoints (no resume)
     updates_per_step: int = 1  # optimizer updates per step (an online method's epochs per rollout)
+    report_to: tuple = ()  # experiment trackers (suite.training.trackers)
 
     @classmethod
     def from_train(cls, train, max_steps: int | None = None, updates_per_step: int = 1) -> "LoopSettings":
         return cls(max_steps=int(max_steps or train.max_steps), lr_scheduler=train.lr_scheduler,
                    warmup_ratio=train.warmup_ratio, weight_decay=train.weight_decay, max_grad_norm=train.max_grad_norm,
-                   checkpoint_steps=train.checkpoint_steps, updates_per_step=updates_per_step)
+                   checkpoint_steps=train.checkpoint_steps, updates_per_step=updates_per_step,
+                   report_to=tuple(getattr(train, "report_to", None) or ()))
 
 
 class StepLoop:
@@ -255,6 +257,8 @@ class StepLoop:
         self.state: dict = {}  # a method's running state: checkpointed, restored on resume
         self.resumed_from_step: int | None = None
         self._step_started = 0.0
+        self.progress = None  # the run's progress line (suite.core.progress), while steps() runs
+        self.trackers = None  # its experiment trackers (suite.training.trackers), while steps() runs
 
     # -- resuming ------------------------------------------------------------------------------------
     def resume(self) -> int | None:
@@ -283,12 +287,32 @@ class StepLoop:
         """Step numbers still to train (1-based), each with its peak-memory measure reset."""
         import time
 
+        from suite.core.progress import ProgressLine
+
         if self.log is None:
             self.resume()
-        for step in range((self.resumed_from_step or 0) + 1, self.settings.max_steps + 1):
-            self.memory.reset()
-            self._step_started = time.perf_counter()
-            yield step
+        self.progress = ProgressLine(f"{self.log_path.parent.name} training", self.settings.max_steps, "steps")
+        self.progress.update(done=self.resumed_from_step or 0)
+        trackers = self._trackers()
+        trackers.begin(self.model, self.settings.max_steps, self.resumed_from_step or 0)
+        try:
+            for step in range((self.resumed_from_step or 0) + 1, self.settings.max_steps + 1):
+                self.memory.reset()
+                self._step_started = time.perf_counter()
+                yield step
+        finally:
+            self.progress.close()
+            trackers.end(self.model)
+
+    def _trackers(self):
+        """The run's trackers: the same transformers integrations the offline Trainer reports through."""
+        from suite.training.trackers import LoopTrackers, tracker_run_name
+
+        s = self.settings
+        self.trackers = LoopTrackers(list(s.report_to), self.log_path.parent, tracker_run_name(self.log_path.parent.name),
+                                     {"max_steps": s.max_steps, "lr_scheduler_type": s.lr_scheduler,
+                                      "weight_decay": s.weight_decay, "max_grad_norm": s.max_grad_norm})
+        return self.trackers
 
     def update(self, step: int, loss: float) -> float:
         """One optimizer update from the accumulated gradients: clip them, stop on a NaN/inf loss or
@@ -312,8 +336,13 @@ class StepLoop:
         """Log the step (``record`` plus its wall time and peak memory) and checkpoint it when due."""
         import time
 
-        self.log.write({"step": step, **record, "step_time_s": time.perf_counter() - self._step_started,
-                        "peak_memory_mb": self.memory.peak_mb()})
+        logged = {"step": step, **record, "step_time_s": time.perf_counter() - self._step_started,
+                  "peak_memory_mb": self.memory.peak_mb()}
+        self.log.write(logged)
+        if self.trackers is not None:  # the same record, to the run's experiment trackers
+            self.trackers.log(step, logged)
+        if self.progress is not None:
+            self.progress.update(done=step, **({"loss": float(record["loss"])} if "loss" in record else {}))
         every = self.settings.checkpoint_steps
         if every and (step % every == 0 or step == self.settings.max_steps):
             self.save(step)

@@ -310,6 +310,8 @@ class TrainSettings:
     seed: int
     bf16: bool = False
     checkpoint_steps: int = 0  # 0: no checkpoints (no resume)
+    report_to: tuple = ()  # experiment trackers (suite.training.trackers), through the Trainer's integrations
+    run_name: str | None = None  # the tracker run's name
 
 
 def train(
@@ -330,6 +332,7 @@ def train(
     as an uninterrupted run.
     """
     from suite.training.packing import choose_collator
+    from suite.training.progress import TrainProgressCallback, train_label
 
     output_dir = Path(output_dir)
     checkpoints = checkpoint_dir(output_dir, stage)
@@ -355,7 +358,8 @@ def train(
         save_strategy="steps" if settings.checkpoint_steps else "no",
         save_steps=settings.checkpoint_steps or 500,
         save_total_limit=None,  # CheckpointExtrasCallback keeps only the newest complete checkpoint
-        report_to=[],
+        report_to=list(settings.report_to),
+        run_name=settings.run_name,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -367,14 +371,25 @@ def train(
         train_dataset=_ListDataset(examples),
         data_collator=choose_collator(method, model, tokenizer.pad_token_id),  # suite.training.packing
         processing_class=tokenizer,
-        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl", stage, resume_step), NonFiniteLossCallback()],
+        callbacks=[JsonlLogCallback(output_dir / "train_log.jsonl", stage, resume_step), NonFiniteLossCallback(),
+                   TrainProgressCallback(train_label(output_dir, stage))],
         method=method,
         hyperparameters=hyperparameters,
     )
     trainer.add_callback(CheckpointExtrasCallback(weakref.ref(trainer)))
+    if settings.report_to:
+        from suite.training.trackers import place_logs
+
+        place_logs(trainer.callback_handler.callbacks, output_dir, stage)
     if resume_from:
         trainer.load_extra_state(Path(resume_from))
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        if settings.report_to:
+            from suite.training.trackers import finish_runs
+
+            finish_runs(trainer.callback_handler.callbacks)
     # From the log history, which a checkpoint carries: the same numbers whether or not the run resumed.
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     summary = {
