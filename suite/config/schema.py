@@ -36,6 +36,8 @@ class DataConfig:
     split_seed: int = 1234  # the held-out split is fixed by this, not by the training seed
     train_max: int | None = None  # cap on training records; default = what the step budget consumes
     list_size: int = 4  # responses per ranked list, for listwise methods (RRHF, PRO)
+    # share of the training prompts kept apart to select a sweep's point on (0: none; 0.1 with a sweep)
+    validation_fraction: float = 0.0
 
 
 @dataclass
@@ -88,6 +90,8 @@ class MethodChoice:
     id: str
     overrides: dict = field(default_factory=dict)
     label: str | None = None  # the run's row name in reports (default: the id); tells variants apart
+    sweep_of: str | None = None  # a sweep's variant: the row it was expanded from (suite.config.sweep)
+    sweep_point: dict | None = None  # ... and its point of the grid
 
 
 @dataclass
@@ -101,6 +105,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     evaluate_base: bool = True  # the untouched model as row `base`
+    sweep: dict | None = None  # {hyper-parameter: [values]}: every method at every point (suite.config.sweep)
     # ``model: {id: ..., chat_template: FILE}``: a Jinja file replacing the tokenizer's chat template
     model_chat_template: str | None = None
 
@@ -123,6 +128,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "data.split_seed": SEED,
     "data.train_max": _OPTIONAL_POSITIVE_INT,
     "data.list_size": Range(low=2, integer=True),
+    "data.validation_fraction": Range(low=0, high=1, high_open=True),
     "train.max_steps": POSITIVE_INT,
     "train.per_device_batch_size": POSITIVE_INT,
     "train.gradient_accumulation_steps": POSITIVE_INT,
@@ -395,6 +401,10 @@ def _build_config(raw: dict) -> ExperimentConfig:
     # no methods: the base model alone (an evaluation, e.g. against a published leaderboard row)
     base_only = raw["methods"] == [] and raw.get("evaluate_base", True) is True
     methods = [] if base_only else _parse_methods(raw["methods"])
+    from suite.config.sweep import DEFAULT_VALIDATION_FRACTION, check_sweep, expand
+
+    sweep = check_sweep(raw.get("sweep"))
+    methods = expand(methods, sweep, lambda method_id: get_method(method_id).defaults)
     for index, choice in enumerate(methods):
         try:
             method = get_method(choice.id)
@@ -443,6 +453,12 @@ def _build_config(raw: dict) -> ExperimentConfig:
         if key != "data.heldout_fraction":
             declared.check(getattr(sections[section], field_name), key)
     _check_scheduler(train.lr_scheduler)
+    if sweep and "learning_rate" in sweep and train.learning_rate is not None:
+        raise ConfigError("sweep.learning_rate: train.learning_rate sets one rate for every method; remove one of them")
+    if sweep and not data.validation_fraction:
+        data.validation_fraction = DEFAULT_VALIDATION_FRACTION  # selection needs a validation split
+    if data.validation_fraction and data.heldout_fraction + data.validation_fraction >= 1:
+        raise ConfigError("data.validation_fraction: with data.heldout_fraction it leaves no training prompts")
     if not 0 < data.heldout_fraction < 1:
         raise ConfigError(f"data.heldout_fraction: must be in (0, 1), got {data.heldout_fraction}")
     _positive(data.heldout_max, "data.heldout_max")
@@ -460,7 +476,7 @@ def _build_config(raw: dict) -> ExperimentConfig:
     evaluate_base = _check_type(raw.get("evaluate_base", True), bool, "evaluate_base")
     _check_dataset(dataset)  # last: an id is checked against the registry, the file itself in the preflight
     return ExperimentConfig(name, model, dataset, methods, seeds, data, train, evaluation, evaluate_base,
-                            model_chat_template=chat_template)
+                            sweep=sweep or None, model_chat_template=chat_template)
 
 
 def apply_overrides(raw: dict, assignments: list[str]) -> dict:

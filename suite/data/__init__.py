@@ -48,6 +48,8 @@ class PreparedData:
     train: list  # records of the target type, deterministic order given the seed
     heldout_pairs: list[PairwiseRecord]  # empty when the source cannot give pairs
     stats: dict = field(default_factory=dict)
+    # pairs from training prompts kept apart (``validation_fraction``): where a sweep selects its point
+    validation_pairs: list[PairwiseRecord] = field(default_factory=list)
 
 
 def load_native(dataset) -> tuple[str, list, dict]:
@@ -124,6 +126,9 @@ def _train_records(dataset_id: str, native: list, source: str, feedback: str, se
         raise DataError(f"dataset {dataset_id}: {exc}") from None
 
 
+VALIDATION_SALT = 7919  # the validation coin's seed offset from split_seed (any fixed number would do)
+
+
 def prepare_data(
     dataset,
     feedback: str,
@@ -134,6 +139,7 @@ def prepare_data(
     train_max: int | None = None,
     split_seed: int = 1234,
     list_size: int = DEFAULT_LIST_SIZE,
+    validation_fraction: float = 0.0,
 ) -> PreparedData:
     """Training records of ``feedback`` type and held-out preference pairs from one source.
 
@@ -150,6 +156,12 @@ def prepare_data(
         error = impossible_conversion(source, feedback, list_size if feedback == "listwise" else None)
         raise ConfigError(f"dataset {dataset_id}: {error}")
     train_native, heldout_native = heldout_split(native, heldout_fraction, split_seed)
+    validation_native = []
+    if validation_fraction:
+        # a second coin, on the prompts left for training: validation prompts are neither trained on nor
+        # among the held-out test pairs, and the test split is the same as without a validation split
+        train_native, validation_native = heldout_split(train_native, validation_fraction / (1 - heldout_fraction),
+                                                        split_seed + VALIDATION_SALT)
     if not train_native:
         raise ConfigError(f"dataset {dataset_id}: no training records left after holding out "
                           f"{heldout_fraction:.0%} of the prompts")
@@ -165,6 +177,17 @@ def prepare_data(
         heldout_pairs = to_pairwise(heldout_native, split_seed)
         random.Random(split_seed).shuffle(heldout_pairs)
         heldout_pairs = heldout_pairs[:heldout_max] if heldout_max is not None else heldout_pairs
+
+    validation_pairs: list[PairwiseRecord] = []
+    if validation_fraction:
+        if source not in PAIRABLE or not validation_native:
+            raise ConfigError(f"dataset {dataset_id}: no validation pairs for data.validation_fraction "
+                              f"{validation_fraction} ({len(validation_native)} validation records from {source} data)")
+        validation_pairs = to_pairwise(validation_native, split_seed)
+        random.Random(split_seed).shuffle(validation_pairs)
+        validation_pairs = validation_pairs[:heldout_max] if heldout_max is not None else validation_pairs
+        stats.update(validation_fraction=validation_fraction, validation_pairs=len(validation_pairs),
+                     validation_prompts=len({prompt_key(r.prompt) for r in validation_native}))
 
     stats.update(
         source_feedback=source,
@@ -183,4 +206,4 @@ def prepare_data(
     )
     if feedback == "listwise":
         stats["list_size"] = list_size
-    return PreparedData(dataset_id, feedback, train, heldout_pairs, stats)
+    return PreparedData(dataset_id, feedback, train, heldout_pairs, stats, validation_pairs)

@@ -73,6 +73,8 @@ def _data_definition(config: ExperimentConfig, feedback: str) -> dict:
     data = dataclasses.asdict(config.data)
     if feedback != "listwise":
         data.pop("list_size")
+    if not data["validation_fraction"]:  # only when a validation split is carved out, so older ids stay
+        data.pop("validation_fraction")
     return data
 
 
@@ -207,6 +209,7 @@ class Runner:
             train_max=train_max,
             split_seed=cfg.data.split_seed,
             list_size=cfg.data.list_size,
+            validation_fraction=cfg.data.validation_fraction,
         )
 
     # -- one run -----------------------------------------------------------------------------------
@@ -335,6 +338,9 @@ class Runner:
             batch_size=cfg.train.reference_batch_size,
         )
         alignment_metrics(model, tokenizer, pairs, cache, model, is_reference=True, **alignment_kwargs)
+        validation_pairs = data.validation_pairs[: cfg.eval.alignment_pairs] or data.validation_pairs
+        if validation_pairs:
+            alignment_metrics(model, tokenizer, validation_pairs, cache, model, is_reference=True, **alignment_kwargs)
         timings["load_s"] = time.perf_counter() - started
 
         train_summary = None
@@ -368,6 +374,10 @@ class Runner:
                    "data": data.stats}
         if judged is not None:
             metrics["judged"] = judged
+        if validation_pairs:  # a sweep selects on these, never on the held-out test pairs
+            validation = alignment_metrics(model, tokenizer, validation_pairs, cache, None,
+                                           is_reference=run.method is None, **alignment_kwargs)
+            metrics["validation"] = {**validation, "pairs": len(validation_pairs)}
         raw = None
         if self._leaderboard is not None:
             from suite.evaluation import evaluate_leaderboard

@@ -11,6 +11,8 @@ percentages), ``eval_average`` is already a percentage (the Open LLM Leaderboard
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import io
 import json
@@ -250,6 +252,32 @@ def deviations_markdown(runs: list[RunRecord]) -> str:
     return "\n".join(lines)
 
 
+def sweep_markdown(runs: list[RunRecord], table: Table) -> str | None:
+    """A sweep's selection (suite.analysis.sweep): every point's validation score, the selected point per
+    row, and the leaderboard of the selected models only. None when the folder holds no sweep."""
+    from suite.analysis.sweep import SELECTION_METRIC, select_points, unselected_labels
+
+    results = select_points(runs)
+    if not results:
+        return None
+    lines = ["## Sweep", "",
+             f"Each method trained at every point; the point with the highest validation {SELECTION_METRIC.replace('_', ' ')} "
+             "(mean over seeds; pairs from training prompts kept apart, never the held-out test pairs) is selected.", ""]
+    rows = []
+    for result in results:
+        for point in result.points:
+            values = ", ".join(f"{k}={v}" for k, v in point.point.items())
+            score = "—" if point.score is None else f"{point.score:.3f} (n={len(point.validation)})"
+            rows.append([result.row, values, score, "selected" if point is result.selected else ""])
+    lines += [markdown_table(["row", "point", f"validation {SELECTION_METRIC}", ""], rows), ""]
+    hidden = unselected_labels(results)
+    kept = [row for row in table.rows if row.method not in hidden]
+    if kept:
+        selected_table = dataclasses.replace(table, rows=kept, runs=[run for row in kept for run in row.runs])
+        lines += ["### Leaderboard of the selected models", "", main_table_markdown(selected_table)]
+    return "\n".join(lines)
+
+
 def data_warnings_markdown(runs: list[RunRecord]) -> str:
     """Weak data the preflight found (duplicate records, pairs identical after truncation, heavy truncation),
     as recorded in each run's manifest: merely weak data trains, and the report says so with the counts."""
@@ -285,6 +313,9 @@ def report_markdown(runs: list[RunRecord], table: Table, paths: ReportPaths, rep
     if has_several_seeds(table):
         sections += ["## Mean ± std over seeds", "Sample standard deviation (n − 1) across seeds.",
                      seed_table_markdown(table)]
+    sweep = sweep_markdown(runs, table)
+    if sweep is not None:
+        sections.append(sweep)
     sections += [failed_markdown(runs), data_warnings_markdown(runs), deviations_markdown(runs), settings_markdown(runs),
                  figures_markdown(paths, report_dir)]
     return "\n\n".join(sections) + "\n"
