@@ -265,19 +265,18 @@ def subset_indices(leaf: str, n: int, subset: int, seed: int) -> list[int]:
     return sorted(random.Random(f"alignsuite-subset:{leaf}:{seed}").sample(range(n), min(subset, n)))
 
 
-def document_count(overlay_file: Path, entry_cfg: dict) -> int:
-    """Evaluation documents of a task that reads local JSON lines (the mirror, or a local task)."""
-    overlay = yaml.safe_load(overlay_file.read_text())
-    cfg = {**entry_cfg, **overlay}
-    split = cfg.get("test_split") or cfg.get("validation_split")
-    files = ((cfg.get("dataset_kwargs") or {}).get("data_files") or {})
-    path = files.get(split) if isinstance(files, dict) else None
-    path = path[0] if isinstance(path, list) else path
-    if not path or not Path(path).is_file():
-        raise ConfigError(f"eval.subset: cannot count the documents of {overlay.get('task')} (its split {split!r} "
-                          "is not a local file); subsets need the mirror (ALIGNSUITE_DATA)")
-    with open(path, encoding="utf-8") as handle:
-        return sum(1 for line in handle if line.strip())
+def document_count(name: str, overlays) -> int:
+    """Evaluation documents of the (overlay) task ``name`` as lm-eval sees them — after the task's own
+    ``process_docs`` filter (MATH Lvl 5 keeps the level-5 problems of its files), so a seeded subset only
+    draws indices lm-eval can serve."""
+    from lm_eval.tasks import get_task_dict
+
+    tasks = get_task_dict([name], overlays)
+    task = tasks.get(name) or next(iter(tasks.values()))
+    docs = task.eval_docs
+    if docs is None:
+        raise ConfigError(f"eval.subset: task {name} has no evaluation split to draw a subset from")
+    return len(docs)
 
 
 def first_request(logged: list[dict]) -> str | None:
@@ -488,7 +487,7 @@ def evaluate_leaderboard(
     for task in spec.tasks:
         task_limit = None if subset else limit if limit is not None else task.limit
         for leaf, name in plan[task.id] if subset else []:
-            count = document_count(workdir / f"{name}.yaml", index.task_index[leaf].cfg)
+            count = document_count(name, overlays)
             chosen[name] = subset_indices(leaf, count, subset, seed)
         multiturn = templates[task.id] and task.num_fewshot > 0
         by_call.setdefault((task_limit, templates[task.id], multiturn), []).extend(name for _, name in plan[task.id])
