@@ -43,3 +43,18 @@ def test_equals_verdicts(monkeypatch):
     # an average with a task missing: compared with the published mean over the tasks that ran (A only: 10)
     average = judge_equals(table, Claim("avg", "", "Avg", ["M"], [], equals=6.0), "M", measured)
     assert average.worse == "published 10" and average.difference == 1.0
+
+
+def test_documents_are_counted_after_the_tasks_own_filter(tmp_path):
+    # a task whose process_docs keeps 3 of its file's 6 rows (as MATH Lvl 5 keeps the level-5 problems):
+    # a subset must draw from those 3, or lm-eval refuses the indices
+    from lm_eval.tasks import TaskManager
+
+    from suite.evaluation.harness import document_count
+    from support import FIXTURES, TASK_YAML
+
+    (tmp_path / "utils.py").write_text("def first_three(dataset):\n    return dataset.select(range(3))\n")
+    task = TASK_YAML.format(data=FIXTURES / "lm_eval_tasks" / "colors.jsonl") + "process_docs: !function utils.first_three\n"
+    (tmp_path / "colors.yaml").write_text(task)
+    assert sum(1 for _ in open(FIXTURES / "lm_eval_tasks" / "colors.jsonl")) == 6
+    assert document_count("alignsuite_test_colors", TaskManager(include_path=str(tmp_path), include_defaults=False)) == 3
