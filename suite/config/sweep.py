@@ -10,6 +10,7 @@ once. Selection happens on a validation split carved from the training data (``d
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from suite.core.errors import ConfigError
@@ -47,8 +48,6 @@ def expand(methods: list, sweep: dict, defaults_of) -> list:
     method's hyper-parameter names). A choice that sets a swept name itself is an error (which would win?)."""
     if not sweep:
         return methods
-    from suite.config.schema import MethodChoice
-
     used = set()
     expanded = []
     for index, choice in enumerate(methods):
@@ -63,8 +62,8 @@ def expand(methods: list, sweep: dict, defaults_of) -> list:
         base = choice.label or choice.id
         for values in itertools.product(*(sweep[name] for name in names)):
             point = dict(zip(names, values))
-            expanded.append(MethodChoice(choice.id, {**choice.overrides, **point}, point_label(base, point),
-                                         sweep_of=base, sweep_point=point))
+            expanded.append(dataclasses.replace(choice, overrides={**choice.overrides, **point},
+                                                label=point_label(base, point), sweep_of=base, sweep_point=point))
     unused = sorted(set(sweep) - used)
     if unused:
         raise ConfigError(f"sweep.{unused[0]}: no configured method has this hyper-parameter")

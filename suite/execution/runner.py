@@ -274,7 +274,8 @@ class Runner:
             if metrics.get("eval_settings"):  # auto resolved on the tokenizer: the manifest says what ran
                 manifest["eval_settings"] = metrics["eval_settings"]
             if metrics.get("chat_template"):
-                manifest["chat_template"] = metrics["chat_template"]
+                # the user's template file (path) and what the tokenizer held when it ran (hash, training)
+                manifest["chat_template"] = {**manifest.get("chat_template", {}), **metrics["chat_template"]}
             write_model_card(self.store.run_dir(run.run_id), manifest, metrics)
             manifest.update(status=STATUS_COMPLETE, ended_at=utc_now(), checksums=self.store.checksums(run.run_id))
         except BaseException as exc:  # noqa: BLE001 — every failure is recorded, then re-raised if fatal
