@@ -206,6 +206,15 @@ def alignment_intervals(pairs: dict, *, resamples: int = DEFAULT_RESAMPLES, conf
     return {name: bootstrap_ci(v, resamples=resamples, confidence=confidence, seed=seed) for name, v in values.items()}
 
 
+def pooled_alignment_intervals(pairs_of_runs: list[dict], *, resamples: int = DEFAULT_RESAMPLES,
+                               confidence: float = DEFAULT_CONFIDENCE, seed: int = 0,
+                               where: str = "row") -> dict[str, Interval]:
+    """Bootstrap intervals of every alignment metric over the held-out pairs, each pair's value averaged over
+    the runs (seeds) first; the runs must have been measured on the same pairs."""
+    _, values = _mean_over_runs([alignment_items(p, where) for p in pairs_of_runs], where)
+    return {name: bootstrap_ci(v, resamples=resamples, confidence=confidence, seed=seed) for name, v in values.items()}
+
+
 def _mean_over_runs(items: list[tuple[list, dict]], where: str) -> tuple[list, dict]:
     ids = items[0][0]
     for other, _ in items[1:]:
@@ -433,5 +442,16 @@ def _task_mcnemar(task: TaskSpec, leaves: dict) -> McNemar | None:
     return mcnemar(a.astype(int), b.astype(int))
 
 
-__all__ = ["Interval", "PairedComparison", "McNemar", "bootstrap_ci", "paired_bootstrap", "mcnemar",
-           "alignment_intervals", "compare_alignment", "load_items", "compare_leaderboard"]
+__all__ = [
+    "Interval",
+    "McNemar",
+    "PairedComparison",
+    "alignment_intervals",
+    "pooled_alignment_intervals",
+    "bootstrap_ci",
+    "compare_alignment",
+    "compare_leaderboard",
+    "load_items",
+    "mcnemar",
+    "paired_bootstrap",
+]

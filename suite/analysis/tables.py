@@ -217,6 +217,8 @@ def add_significance(table: Table, resamples: int, seed: int = 0) -> None:
             result = compare_leaderboard(items_cache[id(row)], items_cache[id(base)], table.spec, tasks,
                                          resamples=resamples, seed=seed)
             row.significance[column] = result.average or "; ".join(result.notes)
+            # each task's own paired interval too: what a difference on that task would need to be seen
+            row.significance.update({task: comparison for task, comparison in result.tasks.items() if comparison})
         except SuiteError as exc:  # runs made before per-document results were kept, or mismatched ones
             row.significance[column] = "no per-document results" if "lm_eval_samples" in str(exc) else str(exc)
 
@@ -331,6 +333,24 @@ def judged_scores(metrics: dict) -> dict:
 def judged_columns(run_rows: list) -> list[str]:
     """The judged columns some run has a value for, in JUDGED_METRICS order."""
     return [column for column in JUDGED_METRICS if any(row.scores.get(column) is not None for row in run_rows)]
+
+
+def spec_source(name: str, runs: list, explicit: dict | None = None) -> str | None:
+    """What to load the spec ``name`` from: a spec given by the caller, a shipped spec, or the spec file the
+    runs' own config named (a local spec YAML) when it still holds that spec."""
+    if explicit and name in explicit:
+        return explicit[name]
+    if name in list_leaderboards():
+        return name
+    for run in runs:
+        path = ((run.manifest.get("config") or {}).get("eval") or {}).get("leaderboard")
+        if isinstance(path, str) and Path(path).is_file():
+            try:
+                if load_leaderboard(path).name == name:
+                    return path
+            except SuiteError:
+                continue
+    return None
 
 
 def collect_runs(results_dirs: list[Path], spec_name: str | None = None) -> Collected:

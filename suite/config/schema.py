@@ -68,8 +68,10 @@ class TrainConfig:
 class EvalConfig:
     leaderboard: str | None = "quick"  # a spec in leaderboards/ or a path; None skips lm-eval
     limit: int | None = None  # overrides every task's limit in the spec
-    # a seeded sample of this many documents per leaf task in place of the limits (harness.SUBSET_RULE)
-    subset: int | None = None
+    # a seeded sample of this many documents per leaf task in place of the limits (harness.SUBSET_RULE); or
+    # {task id: count} per task of the spec (every task named; null = all its documents), so that cheap
+    # log-likelihood tasks can run on more documents than long generations
+    subset: int | dict | None = None
     batch_size: int = 8
     # auto: the tokenizer's chat template where it has one, unless the leaderboard spec pins it (open-llm-v1
     # and the v1-style quick specs pin off, as the v1 leaderboard ran); few-shot examples become a multi-turn
@@ -147,7 +149,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "train.report_to": Range(kind="list", nullable=True, validate=lambda value, key: _check_trackers(value, key)),
     "eval.leaderboard": Range(kind="text", nullable=True),
     "eval.limit": _OPTIONAL_POSITIVE_INT,
-    "eval.subset": _OPTIONAL_POSITIVE_INT,
+    "eval.subset": Range(kind="count-or-mapping", nullable=True, validate=lambda value, key: _check_subset(value, key)),
     "eval.batch_size": POSITIVE_INT,
     "eval.chat_template": Range(choices=("auto", "on", "off")),
     "eval.apply_chat_template": Range(kind="bool", nullable=True),
@@ -164,6 +166,18 @@ LORA_RANGES = {
 # Schedulers that need options the config cannot give (a metric, a minimum lr, decay steps): refused.
 SCHEDULERS_NEEDING_OPTIONS = ("reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
                               "warmup_stable_decay")
+
+
+def _check_subset(value, key: str) -> None:
+    """One count for every leaf task, or a count (or null: all) per task id; the ids are checked against
+    the leaderboard spec where it is read (suite.evaluation.harness.subset_for)."""
+    if isinstance(value, dict):
+        if not value:
+            raise ConfigError(f"{key}: an empty mapping; give a count per task id, or one integer")
+        for task_id, count in value.items():
+            _OPTIONAL_POSITIVE_INT.check(count, f"{key}.{task_id}")
+    else:
+        POSITIVE_INT.check(value, key)
 
 
 def _check_trackers(names, key: str) -> None:

@@ -25,7 +25,7 @@ class Range:
     """``low``/``high`` bounds (inclusive unless ``*_open``), ``integer`` for whole numbers, ``choices`` for
     a closed set of values (or a callable returning them, for sets known only at run time), ``nullable``
     when null is allowed, ``length`` for lists of numbers, ``kind`` for non-numeric values
-    ("bool", "mapping", "text", "list": checked by type only, their content elsewhere)."""
+    ("bool", "mapping", "text", "list", "count-or-mapping": checked by type only, their content elsewhere)."""
 
     low: float | None = None
     high: float | None = None
@@ -42,7 +42,8 @@ class Range:
         if self.choices is not None:
             return "one of " + ", ".join(map(str, self._choices()))
         if self.kind is not None:
-            return {"bool": "true or false", "mapping": "a mapping", "text": "a string", "list": "a list"}[self.kind]
+            return {"bool": "true or false", "mapping": "a mapping", "text": "a string", "list": "a list",
+                    "count-or-mapping": "an integer > 0 or a mapping {name: integer > 0 or null}"}[self.kind]
         parts = []
         if self.low is not None:
             parts.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
@@ -80,6 +81,10 @@ class Range:
         if self.kind == "mapping":
             if not isinstance(value, dict):
                 raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            return value
+        if self.kind == "count-or-mapping":  # the content is the key's own validate's to check
+            if isinstance(value, bool) or not isinstance(value, (int, dict)):
+                raise ConfigError(f"{key}: expected {self.describe()}, got {value!r}")
             return value
         if self.kind == "list":
             if not isinstance(value, list):

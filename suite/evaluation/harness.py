@@ -257,6 +257,22 @@ SUBSET_RULE = ("per leaf task, the documents at sorted(random.Random(f'alignsuit
                ".sample(range(n), min(subset, n))) of its n evaluation documents (all when n <= subset)")
 
 
+def subset_for(subset, spec: LeaderboardSpec, task_id: str) -> int | None:
+    """The subset size of one task: ``subset`` itself when it is one count, else its entry for ``task_id``
+    (None: every document). A mapping must name every task of the spec, and nothing else."""
+    if not isinstance(subset, dict):
+        return subset
+    ids = [task.id for task in spec.tasks]
+    unknown = sorted(set(subset) - set(ids))
+    if unknown:
+        raise ConfigError(f"eval.subset.{unknown[0]}: not a task of leaderboard {spec.name} (its tasks: {', '.join(ids)})")
+    absent = [task_id for task_id in ids if task_id not in subset]
+    if absent:
+        raise ConfigError(f"eval.subset: gives no count for task {absent[0]} of leaderboard {spec.name}; name every "
+                          f"task (null: all its documents), or give one integer")
+    return subset[task_id]
+
+
 def subset_indices(leaf: str, n: int, subset: int, seed: int) -> list[int]:
     """The seeded document subset of one leaf task (``SUBSET_RULE``): the same documents for every model
     evaluated with the same seed, so paired comparisons stay paired."""
@@ -352,7 +368,7 @@ def _one_or_each(values: dict):
 
 def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, seed: int,
                   chat_template: str = "off", templates: dict | None = None, template_sha256: str | None = None,
-                  backend: str = "hf", subset: int | None = None) -> dict:
+                  backend: str = "hf", subset: int | dict | None = None) -> dict:
     """Everything besides the model that moves a leaderboard number, as every run records it.
 
     ``chat_template`` is the config's setting; ``templates`` its resolution per task (None before the
@@ -370,6 +386,7 @@ def eval_settings(spec: LeaderboardSpec, *, limit: int | None, batch_size: int, 
         "comparable": spec.comparable,
         "tasks": {t.id: {"lm_eval": t.lm_eval, "num_fewshot": t.num_fewshot, "metric": t.metrics,
                          "filter": t.filter, "limit": None if subset else limit if limit is not None else t.limit,
+                         **({"subset": subset_for(subset, spec, t.id)} if isinstance(subset, dict) else {}),
                          "aggregate": t.aggregate, "lower": t.lower} for t in spec.tasks},
         "batch_size": batch_size,
         "chat_template": chat_template,
@@ -451,7 +468,7 @@ def evaluate_leaderboard(
     chat_template: str = "off",
     seed: int = 0,
     backend: str = "hf",
-    subset: int | None = None,
+    subset: int | dict | None = None,
     output_path: Path | None = None,
     model_name: str = "model",
 ) -> EvalResult:
@@ -486,9 +503,10 @@ def evaluate_leaderboard(
     chosen: dict = {}  # overlay name -> its subset's document indices
     for task in spec.tasks:
         task_limit = None if subset else limit if limit is not None else task.limit
-        for leaf, name in plan[task.id] if subset else []:
+        size = subset_for(subset, spec, task.id)
+        for leaf, name in plan[task.id] if size else []:
             count = document_count(name, overlays)
-            chosen[name] = subset_indices(leaf, count, subset, seed)
+            chosen[name] = subset_indices(leaf, count, size, seed)
         multiturn = templates[task.id] and task.num_fewshot > 0
         by_call.setdefault((task_limit, templates[task.id], multiturn), []).extend(name for _, name in plan[task.id])
     results, raw, logged = {}, {}, {}

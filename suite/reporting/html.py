@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from suite.analysis.tables import build_table, collect_runs
+from suite.analysis.tables import build_table, collect_runs, spec_source
 from suite.core.errors import SuiteError
 from suite.core.io import read_json_object, write_bytes_atomic
 from suite.evaluation.leaderboard import list_leaderboards, load_leaderboard
@@ -64,24 +64,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-") or "x"
 
 
-def _spec_argument(name: str, runs: list, explicit: dict) -> str | None:
-    """What to load the spec ``name`` from: a spec given by the caller, a shipped spec, or the spec file the
-    runs' own config named (a local spec YAML) when it still holds that spec."""
-    if name in explicit:
-        return explicit[name]
-    if name in list_leaderboards():
-        return name
-    for run in runs:
-        path = ((run.manifest.get("config") or {}).get("eval") or {}).get("leaderboard")
-        if isinstance(path, str) and Path(path).is_file():
-            try:
-                if load_leaderboard(path).name == name:
-                    return path
-            except SuiteError:
-                continue
-    return None
-
-
 def build_boards(results_dir: Path, specs: list[str] = (), significance_resamples: int = 1000) -> Boards:
     """One table per leaderboard the folder's complete runs were evaluated on (``specs``: spec names or YAML
     paths to use for specs that are neither shipped nor findable through the runs' configs)."""
@@ -94,7 +76,7 @@ def build_boards(results_dir: Path, specs: list[str] = (), significance_resample
                          f"{len(runs)} runs): there is no leaderboard table for report/index.html")
     boards = Boards()
     for name in used:
-        argument = _spec_argument(name, runs, explicit)
+        argument = spec_source(name, runs, explicit)
         if argument is None:
             boards.skipped.append((name, "the spec is not in leaderboards/ and no run's config names its file"))
             continue

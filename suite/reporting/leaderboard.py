@@ -89,6 +89,42 @@ def delta_cell(row: MethodRow, column: str) -> str:
     return fmt(row.delta.get(column), signed=True)
 
 
+def delta_interval_cell(row: MethodRow, column: str) -> str:
+    """Δ vs base with its paired 95 % interval where the column was tested, else the plain Δ."""
+    result = row.significance.get(column)
+    if row.method == BASE_ROW or result is None or isinstance(result, str):
+        return delta_cell(row, column)
+    return f"{fmt(result.difference, signed=True)} [{fmt(result.low, signed=True)}, {fmt(result.high, signed=True)}]"
+
+
+def detectable_difference(row: MethodRow, column: str) -> float | None:
+    """The half-width of the paired 95 % interval of ``row`` vs base on ``column``: the smallest difference
+    this evaluation could tell from noise."""
+    result = row.significance.get(column)
+    if row.method == BASE_ROW or result is None or isinstance(result, str):
+        return None
+    return (result.high - result.low) / 2
+
+
+def detectable_rows(table: Table) -> tuple[list[str], list[list[str]]]:
+    """Per method row and tested column: the smallest detectable difference from base (±, points)."""
+    columns = [c for c in table.columns if any(detectable_difference(r, c) is not None for r in table.rows)]
+    body = [[row.method] + [f"±{fmt(detectable_difference(row, c))}" if detectable_difference(row, c) is not None
+                            else "—" for c in columns]
+            for row in table.rows if row.method != BASE_ROW]
+    return ["method"] + [column_title(c) for c in columns], body
+
+
+def unresolved_columns(table: Table) -> dict[str, float]:
+    """column -> its smallest detectable difference, for every tested column that cannot rank the rows."""
+    out = {}
+    for column in table.columns:
+        width = cannot_resolve(table, column)
+        if width is not None:
+            out[column] = width
+    return out
+
+
 def significance_cell(row: MethodRow, column: str) -> str:
     result = row.significance.get(column)
     if result is None:
@@ -142,7 +178,7 @@ def delta_rows(table: Table) -> tuple[list[str], list[list[str]]]:
         if row.method == BASE_ROW:
             continue
         body.append([row.method] + ([row.model] if "model" in identity_columns(table) else []) +
-                    [delta_cell(row, c) for c in columns])
+                    [delta_interval_cell(row, c) for c in columns])
     return header, body
 
 
@@ -242,6 +278,17 @@ def render_markdown(table: Table) -> str:
     header, body = delta_rows(table)
     if body:
         sections += ["## Difference from the base model, per task", markdown_table(header, body)]
+        tested = any(not isinstance(r, str) for row in table.rows for r in row.significance.values())
+        if tested:
+            sections.append("Δ [paired 95 % bootstrap interval over the documents both rows were scored on], points.")
+            sections += ["## Smallest detectable difference from base", markdown_table(*detectable_rows(table)),
+                         "Half-width of each paired 95 % interval: a difference smaller than this cannot be told "
+                         "from noise at this evaluation size."]
+            unresolved = unresolved_columns(table)
+            if unresolved:
+                sections.append("**" + CANNOT_RESOLVE + "**: " + ", ".join(
+                    f"{column_title(c)} (±{fmt(w)} needed; every observed difference is smaller)"
+                    for c, w in unresolved.items()))
     sections += ["## Runs", markdown_table(*runs_rows(table)),
                  "## Alignment metrics (held-out pairs)", markdown_table(*alignment_rows(table)),
                  "One run: value [95 % bootstrap interval over the held-out pairs]; several seeds: mean ± std."]

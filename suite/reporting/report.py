@@ -11,9 +11,8 @@ percentages), ``eval_average`` is already a percentage (the Open LLM Leaderboard
 
 from __future__ import annotations
 
-import dataclasses
-
 import csv
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from suite.execution.store import (
     load_runs,
 )
 from suite.reporting.plots import alignment_bars, save_png, task_bars, training_curves
+from suite.reporting.power import separating_markdown
 from suite.reporting.render import (
     MISSING,
     csv_number,
@@ -308,8 +308,11 @@ def figures_markdown(paths: ReportPaths, report_dir: Path) -> str:
 
 
 def report_markdown(runs: list[RunRecord], table: Table, paths: ReportPaths, report_dir: Path) -> str:
-    sections = [header_markdown(runs), "## Leaderboard",
-                main_table_markdown(table) if table.runs else "No complete runs yet."]
+    sections = [header_markdown(runs)]
+    separating = separating_markdown(report_dir.parent, runs, table)
+    if separating is not None:
+        sections.append(separating)
+    sections += ["## Leaderboard", main_table_markdown(table) if table.runs else "No complete runs yet."]
     if has_several_seeds(table):
         sections += ["## Mean ± std over seeds", "Sample standard deviation (n − 1) across seeds.",
                      seed_table_markdown(table)]

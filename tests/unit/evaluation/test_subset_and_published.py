@@ -58,3 +58,58 @@ def test_documents_are_counted_after_the_tasks_own_filter(tmp_path):
     (tmp_path / "colors.yaml").write_text(task)
     assert sum(1 for _ in open(FIXTURES / "lm_eval_tasks" / "colors.jsonl")) == 6
     assert document_count("alignsuite_test_colors", TaskManager(include_path=str(tmp_path), include_defaults=False)) == 3
+
+
+def _two_task_spec(folder):
+    from support import write_local_leaderboard
+
+    path = write_local_leaderboard(folder)
+    colors = folder / "tasks" / "colors.yaml"
+    (folder / "tasks" / "shades.yaml").write_text(colors.read_text().replace("alignsuite_test_colors", "alignsuite_test_shades"))
+    path.write_text(path.read_text() + "  - {id: shades, lm_eval: alignsuite_test_shades, num_fewshot: 0, metric: acc}\n")
+    return path
+
+
+def test_a_subset_per_task_names_every_task_of_the_spec(tmp_path):
+    import pytest
+
+    from suite.core.errors import ConfigError
+    from suite.evaluation.harness import subset_for
+    from suite.evaluation.leaderboard import load_leaderboard
+
+    spec = load_leaderboard(str(_two_task_spec(tmp_path)))
+    assert subset_for(3, spec, "colors") == 3 and subset_for(None, spec, "colors") is None
+    assert subset_for({"colors": 2, "shades": None}, spec, "shades") is None
+    with pytest.raises(ConfigError, match=r"eval.subset.nope: not a task of leaderboard tiny-test"):
+        subset_for({"colors": 2, "shades": 1, "nope": 1}, spec, "colors")
+    with pytest.raises(ConfigError, match="gives no count for task shades"):
+        subset_for({"colors": 2}, spec, "colors")
+
+
+def test_subset_values_are_range_checked_when_the_config_is_read():
+    import pytest
+
+    from suite.core.errors import ConfigError
+
+    base = {"name": "t", "model": "tiny-llama", "dataset": "hh-rlhf-harmless", "methods": []}
+    assert build_config({**base, "eval": {"subset": {"arc": 5, "mmlu": None}}}).eval.subset == {"arc": 5, "mmlu": None}
+    for bad, fragment in [({"arc": 0}, "eval.subset.arc: must be > 0"), (0, "eval.subset: must be > 0"),
+                          ({}, "eval.subset: an empty mapping"), ("all", "eval.subset: expected int or dict or null"),
+                          (True, "eval.subset: expected int or dict or null")]:
+        with pytest.raises(ConfigError, match=fragment):
+            build_config({**base, "eval": {"subset": bad}})
+
+
+def test_a_per_task_subset_runs_each_task_on_its_own_count(tmp_path):
+    from suite.evaluation.harness import evaluate_leaderboard
+    from suite.evaluation.leaderboard import load_leaderboard
+    from suite.modeling.models import load_model
+
+    spec = load_leaderboard(str(_two_task_spec(tmp_path)))
+    loaded = load_model("tiny-llama")
+    result = evaluate_leaderboard(loaded.model, loaded.tokenizer, spec, batch_size=4, workdir=tmp_path / "work",
+                                  subset={"colors": 2, "shades": None})
+    assert list(result.settings["subset_documents"].values()) == [2]  # shades: every document, no subset drawn
+    assert result.settings["tasks"]["colors"]["subset"] == 2 and result.settings["tasks"]["shades"]["subset"] is None
+    sizes = {task: len(next(iter(leaves.values()))["doc_id"]) for task, leaves in result.samples.items()}
+    assert sizes == {"colors": 2, "shades": 6}
