@@ -32,6 +32,7 @@ COMMON_RANGES: dict[str, Range] = {
     "sft_weight": NON_NEGATIVE,
     "regularization_weight": NON_NEGATIVE,
     "value_coef": NON_NEGATIVE,
+    "ptx_coef": NON_NEGATIVE,  # PPO-ptx: weight of the demonstrations NLL
     "l1_lambda": NON_NEGATIVE,
     "lambda": NON_NEGATIVE,  # DPOP's penalty weight
     "delta": NON_NEGATIVE,  # SLiC's margin

@@ -42,7 +42,7 @@ from suite.core.errors import ConfigError, DataError
 from suite.core.registry import Registry
 from suite.method.registry import Component
 from suite.modeling.reference import LiveReference
-from suite.modeling.sequences import EncodedSequence, encode_prompt, left_padded_prompts
+from suite.modeling.sequences import EncodedSequence, encode_prompt, encode_sequence, left_padded_prompts
 from suite.training.loop import LoopSettings, StepLoop, training_device
 
 REWARD_MODEL_COMPONENT = "reward_model"
@@ -177,6 +177,14 @@ class RolloutBatch:
     extras: dict = field(default_factory=dict)
     logps: torch.Tensor | None = None
     values: torch.Tensor | None = None
+    # With ``OnlineAlgorithm.demonstrations``: each row's prompt with the data's reference answer (right-aligned
+    # like the responses, ``demo_mask`` on the answer's tokens) and, during an update, the current policy's
+    # per-token log-probs of that answer, with gradients (the likelihood PPO-ptx mixes into its objective).
+    demo_input_ids: torch.Tensor | None = None
+    demo_attention_mask: torch.Tensor | None = None
+    demo_position_ids: torch.Tensor | None = None
+    demo_mask: torch.Tensor | None = None
+    demo_logps: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -217,6 +225,7 @@ class OnlineAlgorithm:
     loss: Callable[[RolloutBatch, dict], tuple]
     epochs: Callable[[dict], int] = lambda hp: 1
     value_model: bool = False
+    demonstrations: bool = False  # the batch carries the prompts' reference answers (``RolloutBatch.demo_*``)
 
 
 @dataclass(frozen=True)
@@ -353,6 +362,25 @@ def build_rollout(sampled: Sampled, policy, reference: LiveReference, value_mode
                         values)
 
 
+def attach_demonstrations(rollout: RolloutBatch, tokenizer, records: list, samples: int, max_length: int,
+                          device: torch.device) -> None:
+    """Each rollout row's prompt with its record's reference answer (``completion``), right-aligned, into
+    ``rollout.demo_*`` (a prompt's answer repeated for each of its ``samples`` rows, so rows slice together)."""
+    sequences = []
+    for record in records:
+        answer = getattr(record, "completion", None)
+        if not answer:
+            raise DataError(f"the prompt {str(record.prompt)[:80]!r} has no reference answer (completion), which "
+                            "this method's demonstration likelihood needs")
+        sequences += [encode_sequence(tokenizer, record.prompt, answer, max_length)] * samples
+    aligned = right_aligned(sequences, tokenizer.pad_token_id)
+    width = aligned.pop("width")
+    rollout.demo_input_ids = aligned["input_ids"].to(device)
+    rollout.demo_attention_mask = aligned["attention_mask"].to(device)
+    rollout.demo_position_ids = aligned["position_ids"].to(device)
+    rollout.demo_mask = aligned["response_mask"][:, -width:].to(device)
+
+
 def heldout_records(context, count: int) -> list:
     """Up to ``count`` held-out prompts of the run's data (one record each, with its reference answer),
     in a fixed order: the same prompts for every run of the experiment."""
@@ -457,6 +485,8 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
         generation_s = time.perf_counter() - started
         rollout = build_rollout(sampled, policy, reference, value_model, samples, tokenizer.pad_token_id, batch_size,
                                 device, temperature)
+        if algorithm.demonstrations:
+            attach_demonstrations(rollout, tokenizer, prompts, samples, cfg.train.max_length, device)
         with torch.no_grad():
             rollout.extras = algorithm.prepare(rollout, hp)
         totals: dict[str, float] = {}
@@ -469,6 +499,10 @@ def train_online(context, algorithm: OnlineAlgorithm, hp: dict, records: list, s
                     part.logps = response_logps(policy, *inputs, rollout.width, temperature) * part.mask
                     if value_model is not None:
                         part.values = response_values(value_model, *inputs, rollout.width) * part.mask
+                    if part.demo_input_ids is not None:  # the model's own likelihood: no sampling temperature
+                        part.demo_logps = response_logps(
+                            policy, part.demo_input_ids, part.demo_attention_mask, part.demo_position_ids,
+                            part.demo_mask.shape[-1], 1.0) * part.demo_mask
                 loss, metrics = algorithm.loss(part, hp)
                 (loss * part.size / rollout.size).backward()
                 for name, value in {"loss": loss.detach(), **metrics}.items():

@@ -16,6 +16,7 @@ from methods.online import (
     ppo_policy_loss,
     ppo_token_rewards,
     ppo_value_loss,
+    ptx_loss,
     rank_pairs,
     rloo_advantages,
     rloo_loss,
@@ -182,3 +183,10 @@ def test_right_aligned_log_probs_equal_the_offline_ones(tiny):
     # at temperature τ the log-probs are those of softmax(logits / τ): less peaked at τ = 2, so not equal
     tempered = response_logps(model, aligned["input_ids"], aligned["attention_mask"], aligned["position_ids"], width, 2.0)
     assert not torch.allclose(tempered * mask, logps * mask)
+
+
+def test_ptx_loss_adds_the_demonstrations_mean_token_nll():
+    # demonstration log-probs: row 1 tokens −1, −3 (third off the mask); row 2 token −2 → mean over 3 tokens = −2
+    logps, mask = T([-1.0, -3.0, -9.0], [-2.0, 0.0, 0.0]), B([True, True, False], [True, False, False])
+    assert ptx_loss(torch.tensor(0.5, dtype=torch.float64), logps * mask, mask, 0.1).item() == pytest.approx(0.5 + 0.1 * 2.0)
+    assert ptx_loss(torch.tensor(0.5, dtype=torch.float64), logps * mask, mask, 0.0).item() == pytest.approx(0.5)

@@ -90,6 +90,19 @@ def test_online_method_moves_a_rule_reward_up(method, tmp_path):
     assert train["steps"] == STEPS and train["runtime_s"] > 0 and train["peak_memory_mb"] > 0
 
 
+def test_ppo_ptx_raises_the_demonstrations_likelihood_that_plain_ppo_leaves(tmp_path):
+    # PPO-ptx's extra term is the demonstrations' NLL: with a large γ it falls over the run, and the run
+    # still optimises the reward (the PPO part is PPO's own loss)
+    config = _config(tmp_path, [{"id": "ppo-ptx", "reward": "test-even-tokens", "temperature": 0.1,
+                                 "max_new_tokens": 4, "eval_prompts": 4, "learning_rate": 3e-4, "ptx_coef": 2.0}],
+                     train={"per_device_batch_size": 8})
+    log = _run(tmp_path, config)["ppo-ptx"]["log"]
+    nll = [record["ptx/nll"] for record in log]
+    assert len(nll) == STEPS and all(value > 0 for value in nll)
+    assert nll[-1] < nll[0] - 0.5, nll
+    assert {"policy_loss", "value_loss", "reward", "kl"} <= set(log[-1])
+
+
 def test_ppo_and_una_share_one_reward_model_and_are_evaluated_like_any_run(tmp_path, local_leaderboard):
     from suite.analysis.claims import find_table, recipe_path
     from suite.reporting.report import write_report
