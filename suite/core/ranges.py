@@ -25,7 +25,7 @@ class Range:
     """``low``/``high`` bounds (inclusive unless ``*_open``), ``integer`` for whole numbers, ``choices`` for
     a closed set of values (or a callable returning them, for sets known only at run time), ``nullable``
     when null is allowed, ``length`` for lists of numbers, ``kind`` for non-numeric values
-    ("bool", "mapping", "text", "list", "count-or-mapping": checked by type only, their content elsewhere)."""
+    ("bool", "mapping", "text", "list", "count-or-mapping", "text-or-mapping": checked by type only, their content elsewhere)."""
 
     low: float | None = None
     high: float | None = None
@@ -43,7 +43,8 @@ class Range:
             return "one of " + ", ".join(map(str, self._choices()))
         if self.kind is not None:
             return {"bool": "true or false", "mapping": "a mapping", "text": "a string", "list": "a list",
-                    "count-or-mapping": "an integer > 0 or a mapping {name: integer > 0 or null}"}[self.kind]
+                    "count-or-mapping": "an integer > 0 or a mapping {name: integer > 0 or null}",
+                    "text-or-mapping": "a string or a mapping"}[self.kind]
         parts = []
         if self.low is not None:
             parts.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
@@ -84,6 +85,10 @@ class Range:
             return value
         if self.kind == "count-or-mapping":  # the content is the key's own validate's to check
             if isinstance(value, bool) or not isinstance(value, (int, dict)):
+                raise ConfigError(f"{key}: expected {self.describe()}, got {value!r}")
+            return value
+        if self.kind == "text-or-mapping":
+            if not isinstance(value, (str, dict)):
                 raise ConfigError(f"{key}: expected {self.describe()}, got {value!r}")
             return value
         if self.kind == "list":

@@ -147,10 +147,13 @@ class RunContext:
             model.save_pretrained(self.run_dir / "model", safe_serialization=True)
             self.tokenizer.save_pretrained(self.run_dir / "model")
 
-    def train(self, method_id: str, start_model, overrides: dict | None = None):
+    def train(self, method_id: str, start_model, overrides: dict | None = None, *, records: list | None = None,
+              stage: int | None = None, stages: int | None = None):
         """Train a registered method further from ``start_model`` — which is also its reference — on the
-        experiment's data (SFT→DPO: DPO from the SFT model), as its own entry would train. Returns
-        (model, train summary); nothing is saved."""
+        experiment's data (SFT→DPO: DPO from the SFT model), as its own entry would train, or on ``records``
+        (e.g. pairs built during the run). With ``stage`` (of ``stages``) an offline method trains as one
+        stage of this run: its own checkpoints and log records. Returns (model with plain weights, train
+        summary); nothing is saved."""
         from suite.method.registry import get_method
 
         method = get_method(method_id)
@@ -159,9 +162,15 @@ class RunContext:
             overrides["learning_rate"] = self.config.train.learning_rate  # the same lr as every other run
         step = dataclasses.replace(self.run, method=method, hyperparameters=method.hyperparameters(overrides),
                                    dataset=None, components={})
-        records = self.prepare_data(method.feedback).train
+        records = records if records is not None else self.prepare_data(method.feedback).train
         context = RunContext(self._runner, step, start_model, self.tokenizer, self.timings,
                              reference_fingerprint=self.fingerprint(start_model), save=False)
-        model, summary = self._runner.train_method(context, records)
-        self.summary.setdefault("trained", {})[method_id] = summary
+        if stage is not None and method.train_loop is None:
+            model, summary = context.train_offline(start_model, records, stage=stage, stages=stages)
+            if self.config.train.lora is not None:
+                model = model.merge_and_unload()  # plain weights: the next stage adds its own adapter
+        else:
+            model, summary = self._runner.train_method(context, records)
+        key = method_id if stage is None else f"{method_id} (stage {stage})"
+        self.summary.setdefault("trained", {})[key] = summary
         return model, summary
