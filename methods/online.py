@@ -345,7 +345,8 @@ def _una_check(hp: dict) -> None:
 def _online(method_id, name, paper, tags, defaults, algorithm, check, description):
     register(Method(
         id=method_id, name=name, paper=paper, feedback="sft", taxonomy=taxonomy(**ONLINE, **tags),
-        needs_reference=True, needs_reward_model=True, defaults={**LOOP_DEFAULTS, **defaults}, objective=None,
+        needs_reference=True, needs_reward_model={**LOOP_DEFAULTS, **defaults}["reward"] == "model",
+        defaults={**LOOP_DEFAULTS, **defaults}, objective=None,
         components=_components(check), train_loop=OnlineLoop(algorithm), description=description,
     ))
 
@@ -390,6 +391,20 @@ _online(
     OnlineAlgorithm(samples_per_prompt=lambda hp: hp["num_samples"], prepare=_rloo_prepare, loss=_rloo_loss),
     _at_least("num_samples", 2),
     "REINFORCE on whole responses with a leave-one-out baseline over k samples per prompt; KL penalty in the reward.",
+)
+
+_online(
+    "direct-rlaif", "Direct RLAIF",
+    Paper("RLAIF vs. RLHF: Scaling Reinforcement Learning from Human Feedback with AI Feedback", "2309.00267"),
+    dict(EXPLICIT, feedback_source="ai", feedback_kind="scalar", feedback_arity="pointwise"),
+    # d-RLAIF: no reward model; the AI judge scores each response and that score is the reward. The judge is
+    # the starting model, frozen (the paper's same-size labeller; give reward_judge: {type: llm, ...} for
+    # another). The policy gradient is RLOO's REINFORCE with a leave-one-out baseline over 2 samples per
+    # prompt (the paper uses a REINFORCE-style policy gradient with a baseline); β = 0.05 as RLOO's.
+    {"beta": 0.05, "num_samples": 2, "reward": "judge", "reward_judge": "base"},
+    OnlineAlgorithm(samples_per_prompt=lambda hp: hp["num_samples"], prepare=_rloo_prepare, loss=_rloo_loss),
+    _at_least("num_samples", 2),
+    "The AI judge's score of each sampled response is the reward (no reward model); REINFORCE with a baseline.",
 )
 
 _online(

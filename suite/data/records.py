@@ -15,6 +15,14 @@ Prompt = Union[str, list]  # str or list[Message]
 FEEDBACK_TYPES = ("pairwise", "binary", "scalar", "sft", "listwise")
 
 
+def instruction_text(prompt: Prompt) -> str:
+    """The instruction a judge reads: the prompt itself, or the last user turn of a conversation."""
+    if isinstance(prompt, str):
+        return prompt
+    users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else str(prompt)
+
+
 @dataclass(frozen=True)
 class PairwiseRecord:
     """A preference: ``chosen`` ≻ ``rejected`` for ``prompt``; scores kept when the source has them."""

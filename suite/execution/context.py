@@ -123,6 +123,34 @@ class RunContext:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "merge_recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 
+    # -- judges -------------------------------------------------------------------------------------------
+    def judge(self, spec, policy=None, reward_model_component: str = "reward_model"):
+        """A judge for training-time labels (``suite.evaluation.judges``): ``"policy"`` — ``policy`` itself
+        prompted as a judge; ``"base"`` — the experiment's model as it was before training (a frozen copy,
+        made once); ``"reward-model"`` — this run's reward-model component; or a judge spec mapping."""
+        from suite.evaluation.judges import build_judge
+        from suite.evaluation.judges.llm import LocalLLMJudge
+        from suite.evaluation.judges.reward import RewardModelJudge
+
+        if spec == "policy":
+            if policy is None:
+                raise SuiteError(f"{self.run.run_id}: the policy judges itself, but no policy was given")
+            return LocalLLMJudge(policy, self.tokenizer, "the policy itself (self-rewarding)")
+        if spec == "base":
+            if not hasattr(self, "_frozen_base"):  # training changes base_model's weights in place (LoRA merges)
+                import copy
+
+                self._frozen_base = copy.deepcopy(self.base_model).eval().requires_grad_(False)
+            return LocalLLMJudge(self._frozen_base, self.tokenizer, f"{self.config.model} (the starting model, frozen)")
+        if spec == "reward-model":
+            from suite.training.reward_model import load_reward_model
+
+            folder = self.component_dir(reward_model_component)
+            reward_model, tokenizer = load_reward_model(folder, self.config.train.dtype)
+            return RewardModelJudge(reward_model, tokenizer, str(folder), self.config.train.max_length,
+                                    self.config.train.reference_batch_size)
+        return build_judge(spec)
+
     # -- training ---------------------------------------------------------------------------------------
     def fingerprint(self, model) -> str:
         """The id of ``model``'s weights: names the reference log-prob cache of a model used as reference."""

@@ -23,25 +23,16 @@ registered judge).
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from suite.core.errors import ConfigError, DataError
-from suite.data.records import PairwiseRecord
+from suite.data.records import PairwiseRecord, instruction_text
 from suite.method.registry import Component
 
 JUDGE_CHOICES = ("policy", "base", "reward-model")
 REWARD_MODEL_COMPONENT = "reward_model"
-
-
-def instruction_text(prompt) -> str:
-    """The instruction a judge reads: the prompt itself, or the last user turn of a conversation."""
-    if isinstance(prompt, str):
-        return prompt
-    users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else str(prompt)
 
 
 def best_and_worst(preferences: list[float], min_gap: float) -> tuple[int, int] | None:
@@ -95,26 +86,6 @@ class RoundsLoop:
         return train_rounds(context, hyperparameters, records, save)
 
 
-def build_round_judge(context, hp: dict, model, frozen_base):
-    from suite.evaluation.judges import build_judge
-    from suite.evaluation.judges.llm import LocalLLMJudge
-    from suite.evaluation.judges.reward import RewardModelJudge
-
-    judge = hp["judge"]
-    if judge == "policy":
-        return LocalLLMJudge(model, context.tokenizer, "the policy itself (self-rewarding)")
-    if judge == "base":
-        return LocalLLMJudge(frozen_base, context.tokenizer, f"{context.config.model} (the starting model, frozen)")
-    if judge == "reward-model":
-        from suite.training.reward_model import load_reward_model
-
-        folder = context.component_dir(REWARD_MODEL_COMPONENT)
-        reward_model, tokenizer = load_reward_model(folder, context.config.train.dtype)
-        return RewardModelJudge(reward_model, tokenizer, str(folder), context.config.train.max_length,
-                                context.config.train.reference_batch_size)
-    return build_judge(judge)
-
-
 def judged_pairs(model, judge, tokenizer, prompts: list, hp: dict, *, max_length: int, seed: int,
                  batch_size: int) -> tuple[list[PairwiseRecord], dict]:
     """(pairs, statistics) of one round: candidates sampled from ``model``, scored against the reference answers."""
@@ -162,13 +133,14 @@ def train_rounds(context, hp: dict, records: list, save: bool = True):
         raise DataError(f"{run.run_id}: {hp['rounds']} rounds of {hp['prompts_per_round']} fresh prompts need {total} "
                         f"training prompts; the data has {len(records)} (lower rounds or prompts_per_round)")
     model = context.base_model
-    frozen_base = copy.deepcopy(model).eval().requires_grad_(False) if hp["judge"] == "base" else None
+    if hp["judge"] == "base":
+        context.judge("base")  # the frozen copy is made before the first round changes the weights
     summary: dict = {"rounds": [], "judge": None}
     started_all = time.perf_counter()
     for round_index in range(1, int(hp["rounds"]) + 1):
         started = time.perf_counter()
         prompts = records[(round_index - 1) * hp["prompts_per_round"] : round_index * hp["prompts_per_round"]]
-        judge = build_round_judge(context, hp, model, frozen_base)
+        judge = context.judge(hp["judge"], policy=model, reward_model_component=REWARD_MODEL_COMPONENT)
         summary["judge"] = judge.describe()
         pairs, stats = judged_pairs(model.eval(), judge, tokenizer, prompts, hp, max_length=cfg.train.max_length,
                                     seed=run.seed * 100_003 + round_index, batch_size=cfg.train.reference_batch_size)

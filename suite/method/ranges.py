@@ -63,6 +63,7 @@ COMMON_RANGES: dict[str, Range] = {
     "value_learning_rate": Range(low=0, high=1, low_open=True, nullable=True),
     "missing_eos_penalty": Range(low=0, nullable=True),
     "filter": Range(choices=("sample", "closest")),
+    "reward_judge": Range(kind="text-or-mapping"),  # "base" or a judge spec (checked with the components)
     "log_ratio_against": Range(choices=("reference", "rollout")),
     "merge_weights": Range(length=2),
     # booleans and nested settings: their content is checked where it is used (component overrides, datasets)

@@ -40,6 +40,7 @@ import torch
 
 from suite.core.errors import ConfigError, DataError
 from suite.core.registry import Registry
+from suite.data.records import instruction_text
 from suite.method.registry import Component
 from suite.modeling.reference import LiveReference
 from suite.modeling.sequences import EncodedSequence, encode_prompt, encode_sequence, left_padded_prompts
@@ -127,19 +128,49 @@ class RuleReward:
                              for seq, record, text in zip(sequences, records, texts)])
 
 
+class JudgeReward:
+    """Direct RLAIF (Lee et al. 2024, arXiv 2309.00267, §2.3): an AI judge's score is the reward. Here the
+    judge's AlpacaEval preference p ∈ [1, 2] for the response over the data's reference answer, rescaled to
+    [−1, 1] as the paper rescales its 1–10 score: r = 2 · (p − 1.5)."""
+
+    def __init__(self, judge):
+        self.judge = judge
+
+    def __call__(self, sequences: list[EncodedSequence], records: list, texts: list[str], pad_token_id: int):
+        for record in records:
+            if not getattr(record, "completion", None):
+                raise DataError(f"reward judge: the prompt {str(record.prompt)[:80]!r} has no reference answer "
+                                "(completion) to compare the response with")
+        preferences = self.judge.preferences([instruction_text(r.prompt) for r in records],
+                                             [r.completion for r in records], list(texts))
+        return torch.tensor([2.0 * (p - 1.5) for p in preferences])
+
+
+# Reward sources besides a rule: the reward model (a component run) or a judge (``reward_judge``).
+REWARD_MODEL, REWARD_JUDGE = "model", "judge"
+JUDGE_REWARD_SPECS = ("base",)  # or a judge spec mapping (suite.evaluation.judges)
+
+
 def reward_components(hp: dict, reward_method: str) -> dict:
     """An online method's components: the reward model it trains against — a run of the registered method
     ``reward_method`` —, when ``reward: model`` (trained once, shared by every method naming the same one);
     none for a rule (checked here, so an unknown rule fails when the config is read)."""
-    if hp["reward"] == "model":
+    if hp["reward"] == REWARD_MODEL:
         return {REWARD_MODEL_COMPONENT: Component(reward_method, dict(hp["reward_model_overrides"]),
                                                   hp["reward_model_dataset"])}
+    if hp["reward"] == REWARD_JUDGE:
+        spec = hp.get("reward_judge")
+        if not (spec in JUDGE_REWARD_SPECS or isinstance(spec, dict) and spec.get("type")):
+            raise ConfigError(f"reward_judge: expected 'base' or a judge spec mapping with a type, got {spec!r}")
+        return {}
     reward_rule(hp["reward"])
     return {}
 
 
 def build_reward(context, hp: dict, device: torch.device):
-    if hp["reward"] == "model":
+    if hp["reward"] == REWARD_JUDGE:  # the judge comes from the run's context (judges are a later stage)
+        return JudgeReward(context.judge(hp["reward_judge"]))
+    if hp["reward"] == REWARD_MODEL:
         from suite.training.reward_model import load_reward_model
 
         model, _ = load_reward_model(context.component_dir(REWARD_MODEL_COMPONENT), context.config.train.dtype)

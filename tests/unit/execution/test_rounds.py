@@ -9,7 +9,8 @@ from support import preference_rows, write_jsonl
 
 from suite.config.schema import load_config
 from suite.core.errors import ConfigError
-from suite.execution.rounds import best_and_worst, check_rounds, instruction_text
+from suite.data.records import instruction_text
+from suite.execution.rounds import best_and_worst, check_rounds
 from suite.execution.runner import run_experiment
 from suite.method.registry import get_method
 

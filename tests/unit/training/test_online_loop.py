@@ -103,6 +103,25 @@ def test_ppo_ptx_raises_the_demonstrations_likelihood_that_plain_ppo_leaves(tmp_
     assert {"policy_loss", "value_loss", "reward", "kl"} <= set(log[-1])
 
 
+def test_direct_rlaif_takes_the_judges_score_as_the_reward(tmp_path):
+    config = _config(tmp_path, [{"id": "direct-rlaif", "max_new_tokens": 4, "eval_prompts": 2, "learning_rate": 1e-3}],
+                     train={"per_device_batch_size": 2}, rows=48)
+    config["train"]["max_steps"] = 2
+    run = _run(tmp_path, config)["direct-rlaif"]
+    train = run["metrics"]["train"]
+    assert train["reward_source"] == "judge" and run["manifest"]["components"] == {}  # no reward model trained
+    assert all(-1.0 <= record["reward"] <= 1.0 for record in run["log"]) and len(run["log"]) == 2
+    # the judge is a language model reading AlpacaEval's prompt: its preferences are not all one value
+    assert train["reward"]["first_step"] != 0.0
+
+
+def test_a_judge_reward_needs_a_judge(tmp_path):
+    config = _config(tmp_path, [{"id": "direct-rlaif", "reward_judge": "nobody"}])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="reward_judge: expected 'base' or a judge spec"):
+        load_config(tmp_path / "config.yaml")
+
+
 def test_ppo_and_una_share_one_reward_model_and_are_evaluated_like_any_run(tmp_path, local_leaderboard):
     from suite.analysis.claims import find_table, recipe_path
     from suite.reporting.report import write_report
