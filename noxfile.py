@@ -96,6 +96,16 @@ def compare_offline(session):
                 *session.posargs, env=offline_env())
 
 
+@nox.session(name="survey-small")
+def survey_small(session):
+    """The survey's methods added last (GPO, pairwise CRINGE, LiPO, PPO-ptx, direct RLAIF, RLAIF, iterative DPO,
+    self-rewarding, RSO, DNO), each one complete run on the embedded model (reports/recipes/survey-small.yaml);
+    writes results/survey-small/report/ (held-out reward accuracy against base with intervals, train time)."""
+    install(session)
+    session.run("alignsuite", "run", "reports/recipes/survey-small.yaml", "--out", "results/survey-small", "--report",
+                *session.posargs, env=offline_env())
+
+
 @nox.session(name="reproduce-paft")
 def reproduce_paft(session):
     """PAFT at small scale: base, SFT, DPO, SFT→DPO and PAFT merges (linear / TIES / DARE-TIES, with and

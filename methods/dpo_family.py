@@ -166,7 +166,7 @@ def rdpo_loss(
     preference that length accounts for: a pair whose chosen response is longer already has a larger
     logit and gets a smaller gradient, one whose chosen response is shorter gets a larger one, so
     the implicit reward learns less of a length preference. α = 0 is DPO. (Writing the term with a
-    minus sign, −α(|y_w| − |y_l|), as PAPERS.md §2 does, would reward verbosity instead.)
+    minus sign, −α(|y_w| − |y_l|), as the survey's table writes it, would reward verbosity instead.)
     """
     logits = beta * _margin(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
     return -F.logsigmoid(logits + alpha * (chosen_lengths - rejected_lengths))
@@ -439,7 +439,7 @@ def slic_hf_objective(batch: FeedbackBatch, hp: dict):
 # ----------------------------------------------------------------------------------------- registry
 
 # Paper defaults where the paper gives one for LLM training; otherwise a named, configurable choice.
-# lr 5e-6 throughout, as UNA's comparison (PAPERS.md §1) uses for DPO-style methods.
+# lr 5e-6 throughout, as UNA's comparison (arXiv 2408.15339) uses for DPO-style methods.
 
 register(
     Method(

@@ -61,7 +61,7 @@ register(
         feedback="binary",
         taxonomy=taxonomy(feedback_kind="binary", feedback_arity="pointwise"),
         needs_reference=True,
-        # UNA's comparison setting: β = 0.03, lr 5e-6, λ_D = λ_U = 1 (PAPERS.md §1).
+        # UNA's comparison setting: β = 0.03, lr 5e-6, λ_D = λ_U = 1 (UNA, arXiv 2408.15339).
         defaults={"beta": 0.03, "learning_rate": 5e-6, "desirable_weight": 1.0, "undesirable_weight": 1.0},
         objective=kto_objective,
         description="Prospect-theoretic value of the implicit reward against a KL reference point.",

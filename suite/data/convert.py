@@ -1,4 +1,4 @@
-"""Conversions between feedback types, as UNA does with HelpSteer2 (arXiv 2408.15339, §4; PAPERS.md §1).
+"""Conversions between feedback types, as UNA does with HelpSteer2 (arXiv 2408.15339, §4).
 
 * scalar → pairwise: each prompt's responses are shuffled (seeded) and paired consecutively (0-1, 2-3, …;
   an odd one out is dropped); the higher score is chosen, a tie makes the second chosen (UNA's rule);

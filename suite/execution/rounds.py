@@ -9,7 +9,9 @@ Round r of R, from the current model M_{r−1} (M_0: the experiment's model):
 2. ``candidates`` responses per prompt sampled from M_{r−1} (temperature ``temperature``, seeded);
 3. each candidate scored by the judge against the data's reference answer for the prompt: AlpacaEval's
    preference p ∈ [1, 2] that the candidate beats it (``suite.evaluation.judges``);
-4. the pair (highest p, lowest p) kept when they differ by more than ``min_gap`` (ties carry no preference);
+4. pairs chosen from them by the method's rule: by default (highest p, lowest p), kept when they differ by
+   more than ``min_gap`` (ties carry no preference); RSO's statistical rejection sampling; with
+   ``include_reference`` the reference answer is a candidate too (DNO);
 5. the offline method (``offline_method``, default DPO) trained on those pairs from M_{r−1}, which is also its
    reference — so each round's reference is the previous round's model — as stage r of R (its own
    checkpoints: a killed run resumes, and a finished round is not retrained);
@@ -23,6 +25,7 @@ registered judge).
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -66,11 +69,14 @@ def check_rounds(hp: dict) -> None:
             raise ConfigError(f"judge.type: expected one of {', '.join(judge_types())}, got {judge.get('type')!r}")
 
 
-def rounds_components(reward_method: str) -> Callable[[dict], dict]:
-    """A rounds method's components: the reward model when it is the judge (trained once, shared)."""
+def rounds_components(reward_method: str, check: Callable[[dict], None] | None = None) -> Callable[[dict], dict]:
+    """A rounds method's components: the reward model when it is the judge (trained once, shared); the
+    settings are checked first (``check``: the method's own checks), so a bad one fails when the config is read."""
 
     def components(hp: dict) -> dict:
         check_rounds(hp)
+        if check is not None:
+            check(hp)
         if hp["judge"] == "reward-model":
             return {REWARD_MODEL_COMPONENT: Component(reward_method, dict(hp.get("reward_model_overrides") or {}))}
         return {}
@@ -78,17 +84,27 @@ def rounds_components(reward_method: str) -> Callable[[dict], dict]:
     return components
 
 
+def best_vs_worst(preferences: list[float], hp: dict, rng: random.Random) -> list[tuple[int, int]]:
+    """The default pair rule: the one pair (best, worst) of a prompt's candidates, unless they tie."""
+    picked = best_and_worst(preferences, float(hp["min_gap"]))
+    return [picked] if picked else []
+
+
 @dataclass(frozen=True)
 class RoundsLoop:
-    """A method's ``train_loop``: the rounds above."""
+    """A method's ``train_loop``: the rounds above, pairing each prompt's candidates with ``select``
+    (``(preferences, hp, rng) -> [(chosen, rejected)]``; default: best vs worst)."""
+
+    select: Callable = best_vs_worst
 
     def __call__(self, context, hyperparameters: dict, records: list, save: bool = True):
-        return train_rounds(context, hyperparameters, records, save)
+        return train_rounds(context, hyperparameters, records, save, self.select)
 
 
 def judged_pairs(model, judge, tokenizer, prompts: list, hp: dict, *, max_length: int, seed: int,
-                 batch_size: int) -> tuple[list[PairwiseRecord], dict]:
-    """(pairs, statistics) of one round: candidates sampled from ``model``, scored against the reference answers."""
+                 batch_size: int, select: Callable = best_vs_worst) -> tuple[list[PairwiseRecord], dict]:
+    """(pairs, statistics) of one round: candidates sampled from ``model``, scored against the reference
+    answers, and paired by ``select(preferences, hp, rng) -> [(chosen index, rejected index)]``."""
     from suite.training.online import generate_responses
 
     for record in prompts:
@@ -104,24 +120,26 @@ def judged_pairs(model, judge, tokenizer, prompts: list, hp: dict, *, max_length
     instructions = [instruction_text(r.prompt) for r in prompts for _ in range(n)]
     references = [r.completion for r in prompts for _ in range(n)]
     preferences = judge.preferences(instructions, references, texts)
-    pairs, gaps, ties = [], [], 0
+    with_reference = bool(hp.get("include_reference"))  # the reference answer competes too: p = 1.5 (a tie with itself)
+    rng = random.Random(seed)
+    pairs, gaps, empty = [], [], 0
     for index, record in enumerate(prompts):
-        own = preferences[index * n : (index + 1) * n]
-        picked = best_and_worst(own, float(hp["min_gap"]))
-        if picked is None:
-            ties += 1
-            continue
-        best, worst = picked
-        pairs.append(PairwiseRecord(record.prompt, texts[index * n + best], texts[index * n + worst],
-                                    chosen_score=own[best], rejected_score=own[worst]))
-        gaps.append(own[best] - own[worst])
-    stats = {"prompts": len(prompts), "candidates": n, "pairs": len(pairs), "ties": ties,
+        own = list(preferences[index * n : (index + 1) * n]) + ([1.5] if with_reference else [])
+        candidates = list(texts[index * n : (index + 1) * n]) + ([record.completion] if with_reference else [])
+        picked = select(own, hp, rng)
+        if not picked:
+            empty += 1
+        for chosen, rejected in picked:
+            pairs.append(PairwiseRecord(record.prompt, candidates[chosen], candidates[rejected],
+                                        chosen_score=own[chosen], rejected_score=own[rejected]))
+            gaps.append(own[chosen] - own[rejected])
+    stats = {"prompts": len(prompts), "candidates": n, "pairs": len(pairs), "prompts_without_pair": empty,
              "mean_preference": sum(preferences) / len(preferences),
              "mean_gap": sum(gaps) / len(gaps) if gaps else 0.0}
     return pairs, stats
 
 
-def train_rounds(context, hp: dict, records: list, save: bool = True):
+def train_rounds(context, hp: dict, records: list, save: bool = True, select: Callable = best_vs_worst):
     """Train ``hp["rounds"]`` rounds (see the module docstring); returns (model, train summary)."""
     check_rounds(hp)
     cfg, run, tokenizer = context.config, context.run, context.tokenizer
@@ -143,7 +161,8 @@ def train_rounds(context, hp: dict, records: list, save: bool = True):
         judge = context.judge(hp["judge"], policy=model, reward_model_component=REWARD_MODEL_COMPONENT)
         summary["judge"] = judge.describe()
         pairs, stats = judged_pairs(model.eval(), judge, tokenizer, prompts, hp, max_length=cfg.train.max_length,
-                                    seed=run.seed * 100_003 + round_index, batch_size=cfg.train.reference_batch_size)
+                                    seed=run.seed * 100_003 + round_index, batch_size=cfg.train.reference_batch_size,
+                                    select=select)
         del judge
         if not pairs:
             raise DataError(f"{run.run_id}: round {round_index}: the judge preferred no candidate over another on "

@@ -4,7 +4,7 @@ A merge combines fine-tuned models that share a base. Each method maps, per weig
 θ_0 and the task deltas δ_i = θ_i − θ_0 (with weights w_i) to the merged tensor. The tensor math is
 peft's (``peft.utils.merge_utils``: task arithmetic, TIES, DARE, magnitude pruning); only linear
 averaging and SLERP are written here. DARE's random drops are seeded per tensor, so a merge is
-reproducible. Definitions: PAPERS.md §3 — task arithmetic θ_0 + λ Σ w_i δ_i; TIES: keep each δ's
+reproducible. Definitions (mergekit's and the papers' below) — task arithmetic θ_0 + λ Σ w_i δ_i; TIES: keep each δ's
 top-k % by magnitude, elect a sign per entry by summed mass, average the agreeing entries; DARE: drop
 each entry with probability 1 − density, rescale the rest by 1/density, then linear or TIES.
 """

@@ -43,7 +43,7 @@ def test_every_survey_method_has_a_row_and_the_new_ones_run(rows):
 def test_every_non_runnable_row_says_why_and_has_a_full_position(rows):
     allowed = {direction: values for _, direction, values in TAXONOMY}
     not_runnable = [r for r in rows if r["runnable"] == "no"]
-    assert {r["survey"] for r in not_runnable} >= {"RSO (statistical rejection sampling)", "DNO"}
+    assert {r["survey"] for r in not_runnable} >= {"NLHF (Nash-MD)", "Anthropic HH RLHF"}
     for row in not_runnable:
         assert len(row["why not"]) > 20, row["method"]
         assert all(row[direction] in values for direction, values in allowed.items()), row["method"]
@@ -59,14 +59,14 @@ def test_survey_entries_cite_the_methods_own_papers():
 def test_rendered_formats_carry_the_reasons(rows, capsys, tmp_path):
     parsed = list(csv.DictReader(io.StringIO(render_csv(rows))))
     assert len(parsed) == len(rows)
-    rso = next(r for r in parsed if r["survey"] == "RSO (statistical rejection sampling)")
-    assert rso["runnable"] == "no" and "rejection sampling" in rso["why not"] and rso["online"] == "offline"
+    nash_md = next(r for r in parsed if r["survey"] == "NLHF (Nash-MD)")
+    assert nash_md["runnable"] == "no" and "geometric mixture" in nash_md["why not"] and nash_md["online"] == "online"
     ppo_ptx = next(r for r in parsed if r["method"] == "ppo-ptx")
     assert ppo_ptx["runnable"] == "yes" and ppo_ptx["sft"] == "merged" and ppo_ptx["online"] == "online"
-    assert "| RSO (statistical rejection sampling) |" in render_markdown(rows)
+    assert "| NLHF (Nash-MD) |" in render_markdown(rows)
     assert main(["methods", "--taxonomy"]) == 0
     out = capsys.readouterr().out
-    assert "not runnable here:" in out and "  DNO: " in out
+    assert "not runnable here:" in out and "  NLHF (Nash-MD): " in out
 
 
 def _write(tmp_path, methods):
