@@ -19,8 +19,10 @@ from suite.method.registry import Method, Paper, register
 
 # What every rounds method shares: the pairs are trained with DPO at its paper's defaults (override with
 # offline_method / offline_overrides); candidates are cut at 64 new tokens (ours, CPU-sized).
-SHARED = {"offline_method": "dpo", "offline_overrides": {}, "max_new_tokens": 64, "min_gap": 0.0,
-          "reward_model_overrides": {}}
+# learning_rate is the offline steps' (DPO's 5e-6, as UNA's comparison uses; sweepable like any method's) unless
+# offline_overrides names one.
+SHARED = {"learning_rate": 5e-6, "offline_method": "dpo", "offline_overrides": {}, "max_new_tokens": 64,
+          "min_gap": 0.0, "reward_model_overrides": {}}
 RANGES = {
     "judge": Range(kind="text-or-mapping"),  # policy | base | reward-model, or a judge spec (checked by the loop)
     "offline_overrides": MAPPING,

@@ -168,7 +168,8 @@ def train_rounds(context, hp: dict, records: list, save: bool = True, select: Ca
             raise DataError(f"{run.run_id}: round {round_index}: the judge preferred no candidate over another on "
                             f"any of {len(prompts)} prompts: no pair to train on")
         labelling_s = time.perf_counter() - started
-        model, trained = context.train(hp["offline_method"], model, hp["offline_overrides"], records=pairs,
+        overrides = {"learning_rate": hp["learning_rate"], **hp["offline_overrides"]}
+        model, trained = context.train(hp["offline_method"], model, overrides, records=pairs,
                                        stage=round_index, stages=int(hp["rounds"]))
         summary["rounds"].append({"round": round_index, **stats, "labelling_s": labelling_s, "train": trained})
     summary.update(runtime_s=time.perf_counter() - started_all, steps=sum(r["train"].get("steps", 0) for r in summary["rounds"]),

@@ -1,7 +1,7 @@
 """Run ids are content hashes of what determines a result: refactoring the engine must not change them, or
 every stored result would be retrained. tests/fixtures/recipe_run_ids.json holds the ids the shipped recipes
-planned to before the engine moved into stage packages (commit 0ea2828); una-small and una-table1-paper were
-re-pinned when the recipes themselves changed (the CPU protocol; Table 3's judge), not the engine."""
+planned to before the engine moved into stage packages (commit 0ea2828); una-table1-paper was re-pinned when
+the recipe itself changed (Table 3's judge endpoint), not the engine."""
 
 import json
 
