@@ -126,7 +126,7 @@ _rounds(
     "Rejection-sample candidates of the SFT policy towards π_sft·exp(r/β) with the reward model, pair, label, DPO.",
     loop=RoundsLoop(select=rso_pairs),
     ranges={"accepted": Range(low=2, integer=True), "rso_beta": POSITIVE},
-    check=lambda hp: _check_rso(hp),
+    check=_check_rso,
 )
 
 _rounds(

@@ -40,6 +40,7 @@ class RunContext:
         self.reference_fingerprint = reference_fingerprint
         self.save = save  # whether the run's result is saved as its model/ (not for a step inside a composite)
         self.summary: dict = {"components": dict(run.components)}
+        self._frozen_base = None  # the "base" judge's copy of base_model, made on first use (judge)
 
     @property
     def run_dir(self):
@@ -137,7 +138,7 @@ class RunContext:
                 raise SuiteError(f"{self.run.run_id}: the policy judges itself, but no policy was given")
             return LocalLLMJudge(policy, self.tokenizer, "the policy itself (self-rewarding)")
         if spec == "base":
-            if not hasattr(self, "_frozen_base"):  # training changes base_model's weights in place (LoRA merges)
+            if self._frozen_base is None:  # training changes base_model's weights in place (LoRA merges)
                 import copy
 
                 self._frozen_base = copy.deepcopy(self.base_model).eval().requires_grad_(False)

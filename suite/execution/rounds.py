@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from suite.core.errors import ConfigError, DataError
-from suite.data.records import PairwiseRecord, instruction_text
+from suite.data.records import PairwiseRecord
 from suite.method.registry import Component
 
 JUDGE_CHOICES = ("policy", "base", "reward-model")
@@ -105,21 +105,16 @@ def judged_pairs(model, judge, tokenizer, prompts: list, hp: dict, *, max_length
                  batch_size: int, select: Callable = best_vs_worst) -> tuple[list[PairwiseRecord], dict]:
     """(pairs, statistics) of one round: candidates sampled from ``model``, scored against the reference
     answers, and paired by ``select(preferences, hp, rng) -> [(chosen index, rejected index)]``."""
-    from suite.training.online import generate_responses
+    from suite.training.online import generate_responses, reference_preferences, require_reference_answers
 
-    for record in prompts:
-        if not getattr(record, "completion", None):
-            raise DataError(f"the prompt {str(record.prompt)[:80]!r} has no reference answer (completion), which "
-                            "the judge compares candidates with")
+    require_reference_answers(prompts, "the judge compares candidates with")  # before any sampling
     n = int(hp["candidates"])
     generated = generate_responses(model, tokenizer, [r.prompt for r in prompts], samples=n,
                                    max_new_tokens=int(hp["max_new_tokens"]), temperature=float(hp["temperature"]),
                                    max_prompt_tokens=max_length - int(hp["max_new_tokens"]), seed=seed,
                                    batch_size=batch_size)
     texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for _, ids, _ in generated]
-    instructions = [instruction_text(r.prompt) for r in prompts for _ in range(n)]
-    references = [r.completion for r in prompts for _ in range(n)]
-    preferences = judge.preferences(instructions, references, texts)
+    preferences = reference_preferences(judge, [r for r in prompts for _ in range(n)], texts)
     with_reference = bool(hp.get("include_reference"))  # the reference answer competes too: p = 1.5 (a tie with itself)
     rng = random.Random(seed)
     pairs, gaps, empty = [], [], 0
@@ -151,8 +146,6 @@ def train_rounds(context, hp: dict, records: list, save: bool = True, select: Ca
         raise DataError(f"{run.run_id}: {hp['rounds']} rounds of {hp['prompts_per_round']} fresh prompts need {total} "
                         f"training prompts; the data has {len(records)} (lower rounds or prompts_per_round)")
     model = context.base_model
-    if hp["judge"] == "base":
-        context.judge("base")  # the frozen copy is made before the first round changes the weights
     summary: dict = {"rounds": [], "judge": None}
     started_all = time.perf_counter()
     for round_index in range(1, int(hp["rounds"]) + 1):

@@ -128,6 +128,21 @@ class RuleReward:
                              for seq, record, text in zip(sequences, records, texts)])
 
 
+def require_reference_answers(records: list, purpose: str) -> None:
+    """Every record carries the data's reference answer (``completion``), which ``purpose`` needs."""
+    for record in records:
+        if not getattr(record, "completion", None):
+            raise DataError(f"the prompt {str(record.prompt)[:80]!r} has no reference answer (completion), which "
+                            f"{purpose}")
+
+
+def reference_preferences(judge, records: list, responses: list[str]) -> list[float]:
+    """The judge's AlpacaEval preference p ∈ [1, 2] of each response over its record's reference answer."""
+    require_reference_answers(records, "the judge compares the response with")
+    return judge.preferences([instruction_text(r.prompt) for r in records], [r.completion for r in records],
+                             list(responses))
+
+
 class JudgeReward:
     """Direct RLAIF (Lee et al. 2024, arXiv 2309.00267, §2.3): an AI judge's score is the reward. Here the
     judge's AlpacaEval preference p ∈ [1, 2] for the response over the data's reference answer, rescaled to
@@ -137,13 +152,7 @@ class JudgeReward:
         self.judge = judge
 
     def __call__(self, sequences: list[EncodedSequence], records: list, texts: list[str], pad_token_id: int):
-        for record in records:
-            if not getattr(record, "completion", None):
-                raise DataError(f"reward judge: the prompt {str(record.prompt)[:80]!r} has no reference answer "
-                                "(completion) to compare the response with")
-        preferences = self.judge.preferences([instruction_text(r.prompt) for r in records],
-                                             [r.completion for r in records], list(texts))
-        return torch.tensor([2.0 * (p - 1.5) for p in preferences])
+        return torch.tensor([2.0 * (p - 1.5) for p in reference_preferences(self.judge, records, texts)])
 
 
 # Reward sources besides a rule: the reward model (a component run) or a judge (``reward_judge``).
@@ -397,13 +406,10 @@ def attach_demonstrations(rollout: RolloutBatch, tokenizer, records: list, sampl
                           device: torch.device) -> None:
     """Each rollout row's prompt with its record's reference answer (``completion``), right-aligned, into
     ``rollout.demo_*`` (a prompt's answer repeated for each of its ``samples`` rows, so rows slice together)."""
+    require_reference_answers(records, "this method's demonstration likelihood needs")
     sequences = []
     for record in records:
-        answer = getattr(record, "completion", None)
-        if not answer:
-            raise DataError(f"the prompt {str(record.prompt)[:80]!r} has no reference answer (completion), which "
-                            "this method's demonstration likelihood needs")
-        sequences += [encode_sequence(tokenizer, record.prompt, answer, max_length)] * samples
+        sequences += [encode_sequence(tokenizer, record.prompt, record.completion, max_length)] * samples
     aligned = right_aligned(sequences, tokenizer.pad_token_id)
     width = aligned.pop("width")
     rollout.demo_input_ids = aligned["input_ids"].to(device)
