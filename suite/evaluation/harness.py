@@ -471,6 +471,7 @@ def evaluate_leaderboard(
     subset: int | dict | None = None,
     output_path: Path | None = None,
     model_name: str = "model",
+    request_cache: Path | None = None,
 ) -> EvalResult:
     """Run every task of ``spec`` on the in-memory ``model`` and aggregate as the spec says; ``backend``
     names the lm-eval model class that runs it (``EVAL_BACKENDS``); ``chat_template`` (auto | on | off, see
@@ -479,7 +480,10 @@ def evaluate_leaderboard(
     of that many documents per leaf task (``SUBSET_RULE``) in place of every task's limit. With
     ``output_path``, lm-eval's own EvaluationTracker also writes what ``lm_eval --output_path DIR
     --log_samples`` writes there (``<model_name>/results_<date>.json`` and ``samples_<task>_<date>.jsonl``),
-    for lm-eval's tools."""
+    for lm-eval's tools. With ``request_cache`` (a folder), every answered request is kept there as it is
+    answered (lm-eval's own request cache, one file per backend and version): an evaluation killed midway
+    answers only what is left when run again with the same model. The caller owns its validity: the folder
+    must hold answers of this very model only."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -519,7 +523,7 @@ def evaluate_leaderboard(
             model=lm, tasks=names, limit=task_limit, samples=picked, task_manager=overlays, log_samples=True,
             apply_chat_template=apply_template, fewshot_as_multiturn=multiturn, bootstrap_iters=0, random_seed=seed,
             numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-            evaluation_tracker=tracker,
+            evaluation_tracker=tracker, use_cache=_request_cache_file(request_cache, backend),
         )
         if tracker is not None:
             save_lm_eval_output(tracker, out, model_name)
@@ -546,6 +550,16 @@ def evaluate_leaderboard(
     return EvalResult(scored.scores, scored.average, raw, sorted(set(deviations)), settings,
                       headlines=scored.headlines, stderr=scored.stderr, missing=scored.missing,
                       partial_average=scored.partial_average, samples=samples)
+
+
+def _request_cache_file(folder: Path | None, backend: str) -> str | None:
+    """lm-eval's ``use_cache`` path for ``backend`` in ``folder`` (lm-eval appends ``_rank<N>.db``): named
+    by backend and version, so answers of one backend are never served as another's."""
+    if folder is None:
+        return None
+    identity = backend_identity(backend)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return str(Path(folder) / f"{identity['backend']}-{identity['backend_version']}")
 
 
 def _tracker(output_path: Path | None, model_name: str):

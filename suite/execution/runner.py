@@ -44,6 +44,8 @@ EXECUTION_ONLY_TRAIN_KEYS = ("checkpoint_steps", "report_to")
 LM_EVAL_OUTPUT = "lm_eval_output"
 # Written once training has finished and the trained model is saved: a rerun goes straight to evaluation.
 TRAINED_MARKER = "trained.json"
+# lm-eval's request cache (sqlite, one row per answered request): an evaluation killed midway resumes from it.
+EVAL_REQUEST_CACHE = "lm_eval_requests"
 
 
 @dataclass
@@ -301,6 +303,7 @@ class Runner:
 
         run_dir = self.store.run_dir(run.run_id)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(run_dir / EVAL_REQUEST_CACHE, ignore_errors=True)  # its answers are in the logged samples
         (run_dir / TRAINED_MARKER).unlink(missing_ok=True)
         if not (self.config.train.save_model or run.keep_model):
             shutil.rmtree(run_dir / "model", ignore_errors=True)
@@ -388,6 +391,7 @@ class Runner:
                 model, tokenizer, self._leaderboard, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
                 workdir=run_dir / "lm_eval_tasks", chat_template=cfg.eval.chat_template, seed=run.seed, subset=cfg.eval.subset,
                 backend=cfg.eval.backend, output_path=_fresh(run_dir / LM_EVAL_OUTPUT), model_name=run.run_id,
+                request_cache=run_dir / EVAL_REQUEST_CACHE,
             )
             timings["lm_eval_s"] = time.perf_counter() - started
             metrics.update(eval=result.scores, eval_average=result.average,
@@ -421,6 +425,8 @@ class Runner:
             return model, saved["summary"]
         from suite.execution.context import RunContext
 
+        # answers cached for an earlier attempt's model are not this one's (training again may differ)
+        _fresh(run_dir / EVAL_REQUEST_CACHE)
         context = RunContext(self, run, model, tokenizer, timings)
         if run.method.compose is not None:
             model, summary = run.method.compose(context, run.hyperparameters)  # cheap to redo from its saved components

@@ -113,3 +113,31 @@ def test_a_per_task_subset_runs_each_task_on_its_own_count(tmp_path):
     assert result.settings["tasks"]["colors"]["subset"] == 2 and result.settings["tasks"]["shades"]["subset"] is None
     sizes = {task: len(next(iter(leaves.values()))["doc_id"]) for task, leaves in result.samples.items()}
     assert sizes == {"colors": 2, "shades": 6}
+
+
+def test_an_evaluation_run_again_with_its_request_cache_answers_nothing_twice(tmp_path, monkeypatch):
+    """A killed evaluation resumes: answers are kept as they come (lm-eval's request cache), so a rerun
+    on the same model asks the backend nothing it answered before and scores the same."""
+    from support import write_local_leaderboard
+
+    from suite.evaluation import backend as ours
+    from suite.evaluation.harness import evaluate_leaderboard
+    from suite.evaluation.leaderboard import load_leaderboard
+    from suite.modeling.models import load_model
+
+    spec = load_leaderboard(str(write_local_leaderboard(tmp_path)))
+    loaded = load_model("tiny-llama")
+    cache = tmp_path / "requests"
+    first = evaluate_leaderboard(loaded.model, loaded.tokenizer, spec, batch_size=4, workdir=tmp_path / "a",
+                                 request_cache=cache)
+    assert [path.name for path in cache.iterdir()] == [f"hf-{ours.BACKEND_VERSION}_rank0.db"]
+    asked = []
+    original = ours.SharedContextLM._loglikelihood_tokens
+    monkeypatch.setattr(ours.SharedContextLM, "_loglikelihood_tokens",
+                        lambda self, requests, **kw: asked.extend(requests) or original(self, requests, **kw))
+    again = evaluate_leaderboard(loaded.model, loaded.tokenizer, spec, batch_size=4, workdir=tmp_path / "b",
+                                 request_cache=cache)
+    assert asked == [] and again.scores == first.scores
+    evaluate_leaderboard(loaded.model, loaded.tokenizer, spec, batch_size=4, workdir=tmp_path / "c",
+                         request_cache=tmp_path / "fresh")
+    assert asked  # without the cache the backend answers every request

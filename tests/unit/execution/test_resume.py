@@ -70,6 +70,7 @@ def test_sigkill_mid_evaluation_reruns_only_the_evaluation(tmp_path, uninterrupt
     assert "training finished in an earlier attempt" in rerun.stderr
     assert (run_dir / "train_log.jsonl").read_text() == log_before  # no training step was redone
     assert comparable_metrics(run_dir) == comparable_metrics(reference_dir)
+    assert not (run_dir / "lm_eval_requests").exists()  # resume state: gone once the run is complete
 
 
 def test_the_same_config_and_seed_give_the_same_metrics(tmp_path, uninterrupted):
