@@ -179,11 +179,10 @@ class SharedContextLM(HFLM):
         for batch in batch_rows(trees, self.max_rows, self.batch_tokens):
             for request, answer in self._score_rows(batch):
                 results[request.index] = answer
+                if request.key is not None:  # kept as it comes: a killed evaluation resumes from here
+                    self.cache_hook.add_partial("loglikelihood", request.key, answer)
                 pbar.update(1)
         pbar.close()
-        for item, answer in zip(items, results):
-            if item.key is not None:
-                self.cache_hook.add_partial("loglikelihood", item.key, answer)
         self.stats["loglikelihood_requests"] += len(items)
         self.stats["request_tokens"] += sum(len(i.inputs) for i in items)
         self.stats["computed_tokens"] += sum(len(t.tokens) for t in trees)

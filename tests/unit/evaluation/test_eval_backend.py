@@ -111,3 +111,26 @@ def test_same_answers_on_the_embedded_model_over_the_quick_spec(mirror, tmp_path
         if task["output_type"] == "generate_until":
             instances = instances[:2]
         _assert_same(compare_answers(run_requests(ours, instances), run_requests(plain, instances), instances), name)
+
+
+def test_loglikelihoods_reach_the_request_cache_batch_by_batch(tiny_backends, quick_requests, monkeypatch):
+    """Each batch's answers go to lm-eval's cache hook as soon as they are scored, so an evaluation killed
+    in the middle of its log-likelihood requests keeps what it had answered (the run's request cache)."""
+    loaded, ours, _ = tiny_backends
+    arc = quick_requests["alignsuite_arc_challenge"]["instances"]
+    monkeypatch.setattr(ours, "row_tokens", 16)  # every request longer: a row of its own
+    monkeypatch.setattr(ours, "batch_tokens", 16)  # one row per batch: one batch per request
+    kept = []
+    monkeypatch.setattr(ours.cache_hook, "add_partial", lambda attr, key, answer: kept.append((attr, key, answer)))
+    original, calls = type(ours)._score_rows, []
+
+    def fail_on_the_third_batch(self, rows):
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return original(self, rows)
+
+    monkeypatch.setattr(type(ours), "_score_rows", fail_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_requests(ours, arc)
+    assert 0 < len(kept) < len(arc) and {attr for attr, _, _ in kept} == {"loglikelihood"}
