@@ -423,7 +423,7 @@ def _build_config(raw: dict) -> ExperimentConfig:
         try:
             method = get_method(choice.id)
             hyperparameters = method.hyperparameters(choice.overrides)
-            for name, component in (method.components(hyperparameters) if method.components else {}).items():
+            for component_name, component in (method.components(hyperparameters) if method.components else {}).items():
                 try:
                     part = get_method(component.method)
                     _check_overrides(part, component.overrides, "overrides")
@@ -431,7 +431,7 @@ def _build_config(raw: dict) -> ExperimentConfig:
                     if component.dataset is not None:
                         _check_dataset(component.dataset)
                 except ConfigError as exc:
-                    raise ConfigError(f"component {name!r}: {exc}") from None
+                    raise ConfigError(f"component {component_name!r}: {exc}") from None
         except ConfigError as exc:
             raise ConfigError(f"methods[{index}]: {exc}") from None
         _check_overrides(method, choice.overrides, f"methods[{index}]")

@@ -106,3 +106,8 @@ def test_the_config_keeps_its_name_after_every_check():
     from suite.core.resources import shipped_dir
 
     assert load_config(shipped_dir("reports") / "recipes" / "demo.yaml", ["methods=[dpo]"]).name == "demo"
+    # and a component's name once did (survey-small's runs were recorded as experiment "reward_model")
+    import yaml
+
+    for recipe in sorted((shipped_dir("reports") / "recipes").glob("*.yaml")):
+        assert load_config(recipe).name == yaml.safe_load(recipe.read_text())["name"], recipe.name
