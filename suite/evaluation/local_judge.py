@@ -111,8 +111,19 @@ def evaluate(run_dir: Path, frame, generators, instructions, max_length: int) ->
             spearmanr(col["gpt4_turbo_win_rate_same_instructions"], col["published_win_rate"]).statistic),
         "length_baseline_agreement": float((((rows["output_2"].str.len() > rows["output_1"].str.len()).to_numpy())[clear]
                                             == (gpt4[clear] > 1.5)).mean()),
+        "reference_baseline_agreement": reference_baseline(gpt4),
         "per_generator": per_generator,
     }
+
+
+def reference_baseline(gpt4_preferences) -> float:
+    """Agreement of the constant rule 'the GPT-4-turbo reference answer wins' with GPT-4-turbo on the
+    non-tied comparisons: what a judge must beat when most generators lose to the reference."""
+    import numpy as np
+
+    gpt4 = np.asarray(gpt4_preferences, dtype=float)
+    clear = np.abs(gpt4 - 1.5) >= TIE_BAND
+    return float((gpt4[clear] < 1.5).mean())
 
 
 def write_report(result: dict, out: Path, command: str) -> None:
@@ -133,6 +144,7 @@ def write_report(result: dict, out: Path, command: str) -> None:
         f"| agreement with GPT-4-turbo ({result['clear_comparisons']} non-tied comparisons) | "
         f"{result['agreement_with_gpt4_turbo']:.3f} |",
         f"| same, 'the longer answer wins' baseline | {result['length_baseline_agreement']:.3f} |",
+        f"| same, 'the reference answer always wins' baseline | {result['reference_baseline_agreement']:.3f} |",
         f"| Pearson r of the judge's and GPT-4-turbo's preferences | {result['pearson_preference']:.3f} |",
         f"| Spearman ρ, judge's generator ranking vs published win rate | {result['spearman_vs_published_win_rate']:.3f} |",
         f"| Spearman ρ, judge's generator ranking vs published LC win rate | "
@@ -150,16 +162,21 @@ def write_report(result: dict, out: Path, command: str) -> None:
 
 
 def verdict(result: dict) -> str:
-    agree, base, rho = (result["agreement_with_gpt4_turbo"], result["length_baseline_agreement"],
-                        result["spearman_vs_published_win_rate"])
-    strength = "no better than chance" if agree < 0.55 else "weak" if agree < 0.75 else "moderate" if agree < 0.85 else "fair"
+    """Plain words on the judge's strength: against chance, and against the two trivial rules it must beat
+    (the longer answer wins; the reference answer always wins)."""
+    agree, rho = result["agreement_with_gpt4_turbo"], result["spearman_vs_published_win_rate"]
+    length, reference = result["length_baseline_agreement"], result["reference_baseline_agreement"]
+    trivial = max(length, reference)
+    strength = ("no better than chance" if agree < 0.55 else "worse than a trivial rule" if agree < trivial
+                else "weak" if agree < 0.75 else "moderate" if agree < 0.85 else "fair")
     pairs, steps = result["settings"]["train_pairs"], result["settings"]["steps"]
-    return (f"{strength.capitalize()}. A 135M-parameter reward model trained on {pairs} pairs ({steps} steps) on a CPU budget "
-            f"agrees with GPT-4-turbo on {agree:.0%} of held-out comparisons (the length-only rule: {base:.0%}) and "
-            f"ranks the held-out generators with Spearman ρ = {rho:.2f} against the published leaderboard. "
-            + ("It is not usable as a judge. " if agree < 0.55 else "It is a smoke-level judge for CPU runs: use it "
-               "to compare runs of the same model. ") + "It is no substitute for AlpacaEval's GPT-4-turbo annotator, "
-            "and its numbers are never AlpacaEval numbers.")
+    usable = ("It is not usable as a judge. " if agree < 0.55 or agree < trivial else
+              "It is a smoke-level judge for CPU runs: use it to compare runs of the same model. ")
+    return (f"{strength[0].upper() + strength[1:]}. A 135M-parameter reward model trained on {pairs} pairs ({steps} steps) "
+            f"on a CPU budget agrees with GPT-4-turbo on {agree:.0%} of held-out comparisons, against {length:.0%} for "
+            f"'the longer answer wins' and {reference:.0%} for 'the reference always wins', and ranks the held-out "
+            f"generators with Spearman ρ = {rho:.2f} against the published leaderboard. " + usable +
+            "It is no substitute for AlpacaEval's GPT-4-turbo annotator, and its numbers are never AlpacaEval numbers.")
 
 
 def main(argv=None) -> int:
