@@ -170,8 +170,8 @@ def verdict(result: dict) -> str:
     strength = ("no better than chance" if agree < 0.55 else "worse than a trivial rule" if agree < trivial
                 else "weak" if agree < 0.75 else "moderate" if agree < 0.85 else "fair")
     pairs, steps = result["settings"]["train_pairs"], result["settings"]["steps"]
-    usable = ("It is not usable as a judge. " if agree < 0.55 or agree < trivial else
-              "It is a smoke-level judge for CPU runs: use it to compare runs of the same model. ")
+    usable = ("It is not usable as a judge. " if strength in ("no better than chance", "worse than a trivial rule")
+              else "It is a smoke-level judge for CPU runs: use it to compare runs of the same model. ")
     return (f"{strength[0].upper() + strength[1:]}. A 135M-parameter reward model trained on {pairs} pairs ({steps} steps) "
             f"on a CPU budget agrees with GPT-4-turbo on {agree:.0%} of held-out comparisons, against {length:.0%} for "
             f"'the longer answer wins' and {reference:.0%} for 'the reference always wins', and ranks the held-out "
