@@ -8,6 +8,7 @@ knows no table, row or method by name. A table entry (see ``reports/papers/una.y
       title: ...
       source: where the numbers come from
       recipes: {small: reports/recipes/....yaml, paper: reports/recipes/....yaml}
+      left_out: {small: {<paper column>: <why that scale's recipe does not measure it>}}  # optional
       rows:                                 # paper row -> our row
         <paper row>: <our row label, "base" for the untouched model>
         <paper row>: {best_of: [<label>, ...]}        # the best of several rows, on each column
@@ -46,7 +47,7 @@ ran and says so.
 from __future__ import annotations
 
 import statistics as stats
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from suite.analysis.statistics import NEGLIGIBLE_POINTS
@@ -64,7 +65,7 @@ NOISE_POINTS = 1.0  # without per-document results, a leaderboard difference bel
 MIN_DIFFERENCE = NEGLIGIBLE_POINTS
 RESAMPLES = 2000
 VERDICTS = ("agrees", "disagrees", "differs beyond noise", "inconclusive", "not measured")
-TABLE_KEYS = {"id", "title", "source", "note", "recipes", "rows", "columns", "values", "claims"}
+TABLE_KEYS = {"id", "title", "source", "note", "recipes", "left_out", "rows", "columns", "values", "claims"}
 CLAIM_KEYS = {"id", "text", "column", "better", "worse", "above", "factor", "equals"}
 COLUMN_KINDS = ("task", "mean_of", "metric", "delta", "unmeasured")
 COLUMN_OPTIONS = {"scale", "lower_is_better", "noise"}
@@ -120,6 +121,14 @@ class PaperTable:
     columns: list
     values: dict  # paper row -> {column: number or None}
     claims: list
+    left_out: dict = field(default_factory=dict)  # scale -> {task column: why that scale's recipe skips it}
+
+    def at_scale(self, scale: str) -> PaperTable:
+        """The table as ``scale`` measures it: the task columns its recipe leaves out become unmeasured, with
+        the reason (an average over them is then taken over the columns that ran, and says so)."""
+        skipped = self.left_out.get(scale) or {}
+        columns = [Column(c.name, unmeasured=skipped[c.name]) if c.name in skipped else c for c in self.columns]
+        return replace(self, columns=columns, left_out={})
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -250,9 +259,28 @@ def parse_table(entry: dict, paper: dict, path: Path) -> PaperTable:
         values[row] = dict(zip(names, (None if n is None else float(n) for n in numbers)))
     claims = [_parse_claim(raw, f"{where}.claims[{index}]", path, rows, names)
               for index, raw in enumerate(entry.get("claims") or [])]
+    left_out = _parse_left_out(entry.get("left_out") or {}, f"{where}.left_out", path, entry["recipes"], columns)
     return PaperTable(entry["id"], str(entry["title"]), str(entry.get("source", "")), str(entry.get("note") or ""),
                       {k: paper.get(k) for k in ("paper", "arxiv", "source")}, path, dict(entry["recipes"]),
-                      rows, columns, values, claims)
+                      rows, columns, values, claims, left_out)
+
+
+def _parse_left_out(raw, where: str, path: Path, recipes: dict, columns: list[Column]) -> dict:
+    """{scale: {task column: why}}: the task columns a scale's recipe does not measure, each with its reason."""
+    tasks = [c.name for c in columns if c.task]
+    if not isinstance(raw, dict):
+        _fail(path, where, "expected a mapping of scale -> {task column: why it is left out}")
+    for scale, skipped in raw.items():
+        if scale not in recipes:
+            _fail(path, f"{where}.{scale}", f"not a scale with a recipe ({', '.join(recipes)})")
+        if not isinstance(skipped, dict) or not skipped:
+            _fail(path, f"{where}.{scale}", "expected a mapping of task column -> why it is left out")
+        for name, why in skipped.items():
+            if name not in tasks:
+                _fail(path, f"{where}.{scale}.{name}", f"not a task column ({', '.join(tasks)})")
+            if not isinstance(why, str) or not why.strip():
+                _fail(path, f"{where}.{scale}.{name}", "expected the reason it is left out (text)")
+    return {scale: dict(skipped) for scale, skipped in raw.items()}
 
 
 def find_table(table_id: str, papers_dir: Path = PAPERS_DIR) -> PaperTable:

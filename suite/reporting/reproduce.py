@@ -260,7 +260,7 @@ def reproduce(table_id: str, scale: str = "small", out_dir: Path | None = None, 
 
     if scale not in SCALES:
         raise SuiteError(f"--scale: expected one of {', '.join(SCALES)}, got {scale!r}")
-    table = find_table(table_id, papers_dir)
+    table = find_table(table_id, papers_dir).at_scale(scale)
     recipe = recipe_path(table, scale)
     if not recipe.is_file():
         raise SuiteError(f"{table.id}: recipe {recipe} (named in {table.path}) does not exist")
