@@ -77,15 +77,28 @@ def execute_one(runner_class, config, out_dir: str, run, launcher=None) -> str:
     return runner.execute_claimed(run)
 
 
-def _claim_device(slots, devices: list[str], log_level: int = logging.INFO) -> None:
+def cpu_threads_per_worker(jobs: int) -> int | None:
+    """Each of ``jobs`` CPU workers' share of this machine's cores (torch would otherwise give every worker all
+    of them, and N workers on N cores would thrash); None where the user set OMP_NUM_THREADS."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, jobs))
+
+
+def _claim_device(slots, devices: list[str], log_level: int = logging.INFO, cpu_threads: int | None = None) -> None:
     """Worker start: log as the parent does; take a slot; with GPUs, see only that slot's one (set before the
-    worker starts CUDA)."""
+    worker starts CUDA); without, use only this worker's share of the cores."""
     from suite.core.log import configure
 
     configure({logging.WARNING: -1, logging.DEBUG: 1}.get(log_level, 0))
     slot = slots.get()
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
+    elif cpu_threads:
+        import torch
+
+        torch.set_num_threads(cpu_threads)
 
 
 @register_executor
@@ -124,7 +137,8 @@ class ProcessExecutor:
             slots.put(slot)
         launcher, out_dir = getattr(runner, "launcher", None), str(runner.store.root)
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_claim_device,
-                                 initargs=(slots, devices, logging.getLogger("suite").getEffectiveLevel())) as pool:
+                                 initargs=(slots, devices, logging.getLogger("suite").getEffectiveLevel(),
+                                           None if devices else cpu_threads_per_worker(self.jobs))) as pool:
             def wait_one(futures):
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 return [(future, future.result()) for future in done]

@@ -3,6 +3,7 @@ execute at the same time into one results folder."""
 
 import datetime as dt
 import json
+import os
 import sys
 
 import pytest
@@ -11,6 +12,7 @@ from suite.config.schema import build_config
 from suite.core.errors import ConfigError, SuiteError
 from suite.execution.executors import (
     EXECUTORS,
+    cpu_threads_per_worker,
     RayExecutor,
     default_executor,
     get_executor,
@@ -87,3 +89,11 @@ def test_two_runs_execute_concurrently_on_a_local_ray_instance(tmp_path, pairwis
     # a second sweep over the same folder finds everything complete
     again = run_experiment(config, out, executor="ray", executor_options={"cpus_per_run": 1})
     assert [o.status for o in again] == ["skipped", "skipped"]
+
+
+def test_cpu_workers_split_the_cores_unless_the_user_set_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert [cpu_threads_per_worker(jobs) for jobs in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads_per_worker(2) is None  # the user's choice stands

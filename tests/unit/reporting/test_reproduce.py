@@ -101,6 +101,41 @@ def test_a_bad_table_file_names_the_file_and_key(toy):
         find_table("toy-table", papers)
 
 
+def test_a_column_left_out_at_a_scale_is_not_measured_with_its_reason_and_the_average_says_so(toy):
+    papers, results = toy
+    data = yaml.safe_load((papers / "toy.yaml").read_text())
+    data["tables"][0]["left_out"] = {"small": {"gen": "too long for this scale"}}
+    (papers / "toy.yaml").write_text(yaml.safe_dump(data))
+    table = find_table("toy-table", papers)
+    assert table.column("gen").task == "gen"  # the table itself is unchanged
+    small = table.at_scale("small")
+    assert small.column("gen").task is None and small.column("gen").unmeasured == "too long for this scale"
+    path, verdicts = write_reproduction_report(small, "small", recipe_path(small, "small"), results, resamples=300)
+    by_id = {v.claim.id: v for v in verdicts}
+    assert by_id["weak-beats-base-gen"].verdict == "not measured"
+    assert by_id["weak-beats-base-gen"].note == "too long for this scale"
+    # the average is quiz's alone now, and says which column it lacks
+    assert by_id["strong-beats-base"].verdict == "agrees"
+    strong_ours = next(l for l in path.read_text().split("## Ours\n")[1].splitlines() if l.startswith("| Strong |"))
+    assert f"| {expected_quiz(ROW_DOCS['strong']):.2f} |" in strong_ours
+    assert "gen missing" in path.read_text()
+
+
+@pytest.mark.parametrize("left_out, key, message", [
+    ({"huge": {"gen": "x"}}, "left_out.huge", "not a scale with a recipe"),
+    ({"small": {"Average": "x"}}, "left_out.small.Average", "not a task column"),
+    ({"small": {"gen": ""}}, "left_out.small.gen", "expected the reason"),
+    ({"small": []}, "left_out.small", "expected a mapping"),
+])
+def test_a_bad_left_out_names_its_key(toy, left_out, key, message):
+    papers, _ = toy
+    data = yaml.safe_load((papers / "toy.yaml").read_text())
+    data["tables"][0]["left_out"] = left_out
+    (papers / "toy.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=rf"toy.yaml: tables\[toy-table\]\.{key}: {message}"):
+        find_table("toy-table", papers)
+
+
 # -- UNA's tables ---------------------------------------------------------------------------------
 
 
@@ -124,17 +159,20 @@ def test_una_tables_are_data_with_consistent_numbers_and_true_claims():
 @pytest.mark.parametrize("table_id", ["una-table1", "una-table2", "una-table3"])
 @pytest.mark.parametrize("scale", ["small", "paper"])
 def test_una_recipes_make_every_row_and_measure_every_column(table_id, scale):
-    table = find_table(table_id, PAPERS_DIR)
+    table = find_table(table_id, PAPERS_DIR).at_scale(scale)
     path = recipe_path(table, scale)
     assert path.is_file() and path.is_relative_to(REPO_ROOT / "reports" / "recipes")
     config = load_config(path)
     check_recipe(table, config)
+    if scale == "small" and table_id != "una-table3":  # the CPU protocol measures these only as the scale says
+        with pytest.raises(ConfigError, match="has no task"):
+            check_recipe(find_table(table_id, PAPERS_DIR), config)
     if scale == "paper":
         assert config.model == "mistralai/Mistral-7B-v0.1" and config.train.lora["r"] == 32
         assert config.eval.leaderboard == {"una-table1": "open-llm-v2", "una-table3": "open-llm-v2",
                                            "una-table2": "open-llm-v1"}[table_id]
-    else:
-        assert config.model == "smollm2-135m-instruct"
+    else:  # the CPU protocol, sized to separate methods on 2 cores
+        assert config.model == "smollm2-135m-instruct" and config.eval.leaderboard == "cpu-power"
 
 
 def test_una_table3_is_reported_as_not_measured_without_running_anything(tmp_path):
