@@ -112,14 +112,20 @@ class _Tree:
 
 def pack_trees(requests: list[_Request], row_tokens: int) -> list[_Tree]:
     """Requests in token order (shared prefixes adjacent), each tree filled up to ``row_tokens`` nodes; a
-    request longer than that gets a tree of its own."""
-    trees, current = [], _Tree()
+    request longer than that gets a tree of its own, which the requests sharing at least half of its tokens
+    (its other answer choices, the next question after the same few-shot block) join up to twice the longest
+    request's length: with the budget alone, each answer choice of a context longer than ``row_tokens`` (v2's
+    5-shot MMLU-Pro, 3-shot BBH) would run that context again in a row of its own."""
+    trees, current, longest = [], _Tree(), 0
     for request in sorted(requests, key=lambda r: (r.inputs, r.continuation)):
         added = current.new_nodes(request.inputs)
-        if current.members and len(current.tokens) + added > row_tokens:
+        length = len(request.inputs)
+        budget = max(row_tokens, 2 * max(longest, length)) if 2 * (length - added) >= length else row_tokens
+        if current.members and len(current.tokens) + added > budget:
             trees.append(current)
-            current = _Tree()
+            current, longest = _Tree(), 0
         current.insert(request)
+        longest = max(longest, length)
     if current.members:
         trees.append(current)
     return trees

@@ -53,6 +53,21 @@ def test_prefix_trees_share_prefixes_and_respect_the_row_budget():
     assert [len(b) for b in batch_rows(trees, max_rows=4, batch_tokens=30)] == [1, 1]
 
 
+def test_answer_choices_of_a_context_longer_than_a_row_share_it():
+    """A 5-shot context longer than the row budget: its choices, and the next question after the same shots,
+    join its tree (up to twice the longest request); an unrelated long request does not."""
+    shots = tuple(range(100, 130))  # 30 tokens of few-shot block, more than the 8-token budget
+    choices = [_Request(i, None, shots + (1, 2), (40 + i,)) for i in range(4)]
+    next_question = [_Request(4 + i, None, shots + (3, 4), (40 + i,)) for i in range(4)]
+    unrelated = _Request(8, None, tuple(range(200, 230)), (1,))
+    trees = pack_trees(choices + next_question + [unrelated], row_tokens=8)
+    assert [len(t.tokens) for t in trees] == [34, 30]  # the shots once, then 1 2 and 3 4; the stranger alone
+    assert sorted(r.index for r, _ in trees[0].members) == list(range(8))
+    many = [_Request(i, None, shots + (i, i + 1000), (1,)) for i in range(40)]  # 40 questions after one block
+    widths = [len(t.tokens) for t in pack_trees(many, row_tokens=8)]
+    assert max(widths) <= 2 * 32 and sum(widths) < 40 * 32 / 2  # capped, and the block is not rerun per question
+
+
 @pytest.fixture(scope="module")
 def quick_requests(tmp_path_factory):
     """Real lm-eval requests of every quick task (ARC, HellaSwag, MMLU, TruthfulQA-MC2, Winogrande, GSM8K)
@@ -117,8 +132,9 @@ def test_loglikelihoods_reach_the_request_cache_batch_by_batch(tiny_backends, qu
     """Each batch's answers go to lm-eval's cache hook as soon as they are scored, so an evaluation killed
     in the middle of its log-likelihood requests keeps what it had answered (the run's request cache)."""
     loaded, ours, _ = tiny_backends
-    arc = quick_requests["alignsuite_arc_challenge"]["instances"]
-    monkeypatch.setattr(ours, "row_tokens", 16)  # every request longer: a row of its own
+    arc = [instance for name in ("alignsuite_arc_challenge", "alignsuite_hellaswag", "alignsuite_winogrande")
+           for instance in quick_requests[name]["instances"]]
+    monkeypatch.setattr(ours, "row_tokens", 16)  # every question longer: a row of its own (its choices share it)
     monkeypatch.setattr(ours, "batch_tokens", 16)  # one row per batch: one batch per request
     kept = []
     monkeypatch.setattr(ours.cache_hook, "add_partial", lambda attr, key, answer: kept.append((attr, key, answer)))
