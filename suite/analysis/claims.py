@@ -400,9 +400,11 @@ class Measurer:
         present = [p for p in parts if p is not None]
         if not present:
             return None, None, None
-        lacking = [n for n, p in zip(column.mean_of, parts) if p is None]
+        left_out = [n for n in column.mean_of if self.table.column(n).unmeasured]
+        lacking = [n for n, p in zip(column.mean_of, parts) if p is None and n not in left_out]
         in_part = [n for n, p in zip(column.mean_of, parts) if p is not None and self.table.column(n).task in row.missing]
-        said = ([f"{', '.join(lacking)} missing"] if lacking else []) + \
+        said = ([f"{', '.join(left_out)} not measured at this scale"] if left_out else []) + \
+            ([f"{', '.join(lacking)} missing"] if lacking else []) + \
             ([f"{', '.join(in_part)} ran in part"] if in_part else [])
         spread = None
         if len(row.runs) > 1:  # the average's spread over seeds, from each seed's own average

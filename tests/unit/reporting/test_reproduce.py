@@ -118,7 +118,7 @@ def test_a_column_left_out_at_a_scale_is_not_measured_with_its_reason_and_the_av
     assert by_id["strong-beats-base"].verdict == "agrees"
     strong_ours = next(l for l in path.read_text().split("## Ours\n")[1].splitlines() if l.startswith("| Strong |"))
     assert f"| {expected_quiz(ROW_DOCS['strong']):.2f} |" in strong_ours
-    assert "gen missing" in path.read_text()
+    assert "average of what ran: gen not measured at this scale" in path.read_text()
 
 
 @pytest.mark.parametrize("left_out, key, message", [
