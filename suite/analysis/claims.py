@@ -38,7 +38,9 @@ within noise. A claim **agrees** when every pair holds, **disagrees** when any i
 measured). An ``equals`` claim (our number for a published one: a validation of the evaluation) takes d =
 ours − published with the 95 % interval ± 1.96 × our standard error (the stored per-task errors; an
 average's from its tasks', taken as independent); it **agrees** when the interval includes 0, **differs
-beyond noise** otherwise; without a standard error, |d| ≤ the column's noise margin agrees. Over an average
+beyond noise** otherwise; without a standard error, |d| ≤ the column's noise margin agrees. A task whose
+documents all scored alike (0 or n of n on a 0/1 metric) has a standard error of 0 and a collapsed normal
+interval: there our score's exact (Clopper-Pearson) interval is used instead. Over an average
 with missing tasks, the published value compared is the mean of the published values of the tasks that ran.
 An average over a column that is missing (e.g. MuSR offline) is taken over the columns that
 ran and says so.
@@ -49,6 +51,8 @@ from __future__ import annotations
 import statistics as stats
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from suite.analysis.statistics import NEGLIGIBLE_POINTS
 from suite.analysis.tables import MethodRow, Table, mean, std
@@ -533,12 +537,50 @@ def standard_error(table: PaperTable, column: Column, row) -> tuple[float | None
     return (sum(e * e for e in errors) ** 0.5) / len(tasks), tasks
 
 
-def judge_equals(table: PaperTable, claim: Claim, row: str, measured: Measured) -> PairResult:
+def exact_interval_when_all_alike(column: Column, row, spec, items: dict,
+                                  confidence: float = 0.95) -> tuple[float, float] | None:
+    """Our score's exact (Clopper-Pearson) interval, in points, for a task every one of whose n documents scored
+    alike (all 0 or all 1 on a 0/1 metric): there the normal interval's standard error is 0 and the interval
+    collapses to a point, although 0 of n only bounds the true rate below 1 - (alpha/2)^(1/n) (about 3.7/n).
+    None when the column is not such a task (several seeds, an average, a continuous metric, a per-subtask
+    normalisation)."""
+    from suite.analysis.statistics import load_items
+
+    if not (column.task and isinstance(row, MethodRow) and len(row.runs) == 1 and spec is not None):
+        return None
+    task = next((t for t in spec.tasks if t.id == column.task), None)
+    if task is None or isinstance(task.lower, dict):
+        return None
+    if id(row) not in items:
+        items[id(row)] = load_items([run.folder for run in row.runs], spec)
+    key = f"{task.metrics[0]},{task.filter}"
+    leaves = list((items[id(row)].get(task.id) or {}).values())
+    if not leaves or not all(key in leaf.sums and leaf.binary.get(key) for leaf in leaves):
+        return None
+    values = np.concatenate([leaf.sums[key] for leaf in leaves])
+    n, k = len(values), int(values.sum())
+    if k not in (0, n):
+        return None
+    tail = (1 - confidence) / 2
+    low, high = (0.0, 1 - tail ** (1 / n)) if k == 0 else (tail ** (1 / n), 1.0)
+    lower = task.lower or 0.0  # the v2 normalisation, floored at 0 as the leaderboard does
+    return tuple(max(0.0, (raw - lower) / (1 - lower)) * 100 for raw in (low, high))
+
+
+def judge_equals(table: PaperTable, claim: Claim, row: str, measured: Measured, spec=None,
+                 items: dict | None = None) -> PairResult:
     """Our number against a published one (see the module docstring)."""
     column = table.column(claim.column)
     ours = measured.values[row][claim.column]
     published = claim.equals
     error, tasks = standard_error(table, column, measured.rows[row][claim.column])
+    if error == 0 and ours is not None:  # every document alike: the exact interval, not a collapsed one
+        exact = exact_interval_when_all_alike(column, measured.rows[row][claim.column], spec,
+                                              {} if items is None else items)
+        if exact is not None:
+            interval = (exact[0] - published, exact[1] - published)
+            outcome = "agrees" if interval[0] <= 0 <= interval[1] else "differs"
+            return PairResult(row, f"published {published:g}", 0.0, ours - published, interval, None, outcome)
     if column.mean_of and tasks:  # the published mean over the tasks we measured
         by_task = {c.task: table.values.get(row, {}).get(c.name) for c in table.task_columns(column.name)}
         if len(tasks) < len(by_task) and all(by_task[t] is not None for t in tasks):
@@ -558,7 +600,7 @@ def judge_equals(table: PaperTable, claim: Claim, row: str, measured: Measured) 
 def judge_pair(table: PaperTable, claim: Claim, better: str, worse: str | None, measured: Measured, spec,
                items: dict, resamples: int) -> PairResult:
     if claim.equals is not None:
-        return judge_equals(table, claim, better, measured)
+        return judge_equals(table, claim, better, measured, spec, items)
     column = table.column(claim.column)
     paper_b = table.values.get(better, {}).get(claim.column)
     ours_b = measured.values[better][claim.column]

@@ -121,6 +121,24 @@ def test_a_column_left_out_at_a_scale_is_not_measured_with_its_reason_and_the_av
     assert "average of what ran: gen not measured at this scale" in path.read_text()
 
 
+@pytest.mark.parametrize("published, verdict", [(2.0, "agrees"), (40.0, "differs beyond noise")])
+def test_a_task_whose_documents_all_scored_alike_is_judged_on_its_exact_interval(toy, published, verdict):
+    """Weak solves none of its 10 gen documents: the standard error is 0 and a normal interval would collapse to
+    the point 0, so any published value above 0 would 'differ'. 0 of 10 only bounds the rate below
+    1 - 0.025^(1/10) = 30.85 % (Clopper-Pearson, 95 %)."""
+    papers, results = toy
+    data = yaml.safe_load((papers / "toy.yaml").read_text())
+    data["tables"][0]["claims"] = [{"id": "weak-gen", "text": "Weak's gen as published.", "column": "gen",
+                                    "better": ["Weak"], "equals": published}]
+    (papers / "toy.yaml").write_text(yaml.safe_dump(data))
+    table = find_table("toy-table", papers)
+    _, verdicts = write_reproduction_report(table, "small", recipe_path(table, "small"), results, resamples=300)
+    pair = verdicts[0].pairs[0]
+    assert verdicts[0].verdict == verdict and pair.difference == pytest.approx(-published)
+    upper = 100 * (1 - 0.025 ** (1 / 10))
+    assert pair.interval == pytest.approx((0.0 - published, upper - published))
+
+
 @pytest.mark.parametrize("left_out, key, message", [
     ({"huge": {"gen": "x"}}, "left_out.huge", "not a scale with a recipe"),
     ({"small": {"Average": "x"}}, "left_out.small.Average", "not a task column"),
