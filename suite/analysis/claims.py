@@ -504,7 +504,7 @@ def score_difference(table: PaperTable, claim: Claim, better: str, worse: str, m
                      items: dict, resamples: int):
     """For a leaderboard-score column of two measured rows: (d over the tasks both rows have, its paired
     bootstrap interval, p) — interval and p None without per-document results; None when no task is shared."""
-    from suite.analysis.statistics import compare_leaderboard, load_items
+    from suite.analysis.statistics import compare_leaderboard
 
     row_b, row_w = measured.rows[better][claim.column], measured.rows[worse][claim.column]
     tasks = _tasks_measured(table, claim.column, measured, [better, worse])
@@ -512,10 +512,8 @@ def score_difference(table: PaperTable, claim: Claim, better: str, worse: str, m
         return None
     difference = stats.fmean(row_b.mean[t] for t in tasks) - stats.fmean(row_w.mean[t] for t in tasks)
     try:
-        for row in (row_b, row_w):
-            if id(row) not in items:
-                items[id(row)] = load_items([run.folder for run in row.runs], spec)
-        tested = compare_leaderboard(items[id(row_b)], items[id(row_w)], spec, tasks, resamples=resamples).average
+        tested = compare_leaderboard(row_items(row_b, spec, items), row_items(row_w, spec, items), spec, tasks,
+                                     resamples=resamples).average
     except SuiteError:
         tested = None  # no per-document results: the column's noise margin decides
     if tested is None:
@@ -537,6 +535,16 @@ def standard_error(table: PaperTable, column: Column, row) -> tuple[float | None
     return (sum(e * e for e in errors) ** 0.5) / len(tasks), tasks
 
 
+def row_items(row: MethodRow, spec, items: dict) -> dict:
+    """The per-document results of a row's runs ({task: {leaf: LeafItems}}), read once per report: ``items``
+    keeps them by row. Raises SuiteError when a run has none stored."""
+    from suite.analysis.statistics import load_items
+
+    if id(row) not in items:
+        items[id(row)] = load_items([run.folder for run in row.runs], spec)
+    return items[id(row)]
+
+
 def exact_interval_when_all_alike(column: Column, row, spec, items: dict,
                                   confidence: float = 0.95) -> tuple[float, float] | None:
     """Our score's exact (Clopper-Pearson) interval, in points, for a task every one of whose n documents scored
@@ -544,17 +552,18 @@ def exact_interval_when_all_alike(column: Column, row, spec, items: dict,
     collapses to a point, although 0 of n only bounds the true rate below 1 - (alpha/2)^(1/n) (about 3.7/n).
     None when the column is not such a task (several seeds, an average, a continuous metric, a per-subtask
     normalisation)."""
-    from suite.analysis.statistics import load_items
+    from suite.evaluation.harness import normalise
 
     if not (column.task and isinstance(row, MethodRow) and len(row.runs) == 1 and spec is not None):
         return None
     task = next((t for t in spec.tasks if t.id == column.task), None)
     if task is None or isinstance(task.lower, dict):
         return None
-    if id(row) not in items:
-        items[id(row)] = load_items([run.folder for run in row.runs], spec)
+    try:
+        leaves = list((row_items(row, spec, items).get(task.id) or {}).values())
+    except SuiteError:
+        return None  # no per-document results: the count behind the score is unknown
     key = f"{task.metrics[0]},{task.filter}"
-    leaves = list((items[id(row)].get(task.id) or {}).values())
     if not leaves or not all(key in leaf.sums and leaf.binary.get(key) for leaf in leaves):
         return None
     values = np.concatenate([leaf.sums[key] for leaf in leaves])
@@ -563,8 +572,7 @@ def exact_interval_when_all_alike(column: Column, row, spec, items: dict,
         return None
     tail = (1 - confidence) / 2
     low, high = (0.0, 1 - tail ** (1 / n)) if k == 0 else (tail ** (1 / n), 1.0)
-    lower = task.lower or 0.0  # the v2 normalisation, floored at 0 as the leaderboard does
-    return tuple(max(0.0, (raw - lower) / (1 - lower)) * 100 for raw in (low, high))
+    return tuple(normalise(raw, task.lower or 0.0) * 100 for raw in (low, high))
 
 
 def judge_equals(table: PaperTable, claim: Claim, row: str, measured: Measured, spec=None,

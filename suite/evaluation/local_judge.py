@@ -88,7 +88,7 @@ def evaluate(run_dir: Path, frame, generators, instructions, max_length: int) ->
 
     ours = np.array([preference_from_margin(r - reference[i]) for r, i in zip(rewards, rows["index"])])
     gpt4 = rows["preference"].to_numpy(dtype=float)
-    clear = np.abs(gpt4 - 1.5) >= TIE_BAND
+    clear = clear_preferences(gpt4)
     agreement = float(((ours[clear] > 1.5) == (gpt4[clear] > 1.5)).mean())
     leaderboard = winrate.published_leaderboard()
     per_generator = []
@@ -122,8 +122,14 @@ def reference_baseline(gpt4_preferences) -> float:
     import numpy as np
 
     gpt4 = np.asarray(gpt4_preferences, dtype=float)
-    clear = np.abs(gpt4 - 1.5) >= TIE_BAND
-    return float((gpt4[clear] < 1.5).mean())
+    return float((gpt4[clear_preferences(gpt4)] < 1.5).mean())
+
+
+def clear_preferences(gpt4):
+    """Which of GPT-4-turbo's preferences (1 to 2) are not ties: |preference − 1.5| ≥ TIE_BAND."""
+    import numpy as np
+
+    return np.abs(np.asarray(gpt4, dtype=float) - 1.5) >= TIE_BAND
 
 
 def write_report(result: dict, out: Path, command: str) -> None:
