@@ -11,8 +11,10 @@ cache hook, generation kwargs, stop sequences and post-processing) and replaces 
 
 * **Log-likelihoods as a token tree.** The requests' input tokens (context + continuation minus its last
   token, left-truncated exactly as ``HFLM`` does) are sorted and inserted into prefix trees (tries) of up
-  to ``row_tokens`` nodes; each tree is one row. A 4-D attention mask lets each node attend to its
-  ancestors and itself only, and its position id is its depth, so every token sees exactly the context it
+  to ``row_tokens`` nodes (256 by default: a row's attention scores every node against every other, masked
+  or not, so rows wider than the requests they share cost more than they save; measured on HellaSwag,
+  Winogrande, ARC, MMLU and TruthfulQA, 256 beat 1024 by 10-15 %); each tree is one row. A 4-D attention
+  mask lets each node attend to its ancestors and itself only, and its position id is its depth, so every token sees exactly the context it
   sees in ``HFLM``'s own row: the same log-probs (up to float summation order), with each distinct prefix —
   a context shared by its answer choices, a preamble or few-shot block shared by questions — computed once.
   Logits are projected only at positions that predict a continuation token (``logits_to_keep`` mask).
@@ -152,7 +154,7 @@ class SharedContextLM(HFLM):
     module docstring). Extra arguments: ``row_tokens`` (nodes per packed row), ``batch_tokens`` (padded
     tokens per forward pass), ``generation_batch_size`` (sequences decoded together)."""
 
-    def __init__(self, *args, row_tokens: int = 1024, batch_tokens: int | None = None,
+    def __init__(self, *args, row_tokens: int = 256, batch_tokens: int | None = None,
                  generation_batch_size: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.row_tokens = int(row_tokens)
