@@ -85,8 +85,8 @@ def demo(session):
     write the report (reports/recipes/demo.yaml; its measured time is in README)."""
     install(session)
     out = os.environ.get("ALIGNSUITE_DEMO_OUT", "results/demo")
-    # two runs at once, one torch thread each: on 2 cores that beats one run on two threads (lm-eval's and the
-    # runner's single-threaded stretches overlap)
+    # two runs at once, one torch thread each (the runner gives each worker cores // jobs threads): the
+    # single-threaded stretches of one run (tokenising, lm-eval's bookkeeping, saving) overlap the other's compute
     session.run("alignsuite", "run", "reports/recipes/demo.yaml", "--out", out, "--report", "--jobs", "2",
                 *session.posargs, env=offline_env())
 

@@ -158,7 +158,8 @@ class SharedContextLM(HFLM):
                  generation_batch_size: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.row_tokens = int(row_tokens)
-        self.batch_tokens = int(batch_tokens) if batch_tokens else 2 * self.row_tokens
+        # up to 8 full rows a forward pass: narrow rows, but matmuls large enough to keep both cores busy
+        self.batch_tokens = int(batch_tokens) if batch_tokens else 8 * self.row_tokens
         rows = self.batch_size if isinstance(self.batch_size, int) else 8  # "auto" sizes: a fixed default
         self.max_rows = max(1, rows)
         self.generation_batch_size = int(generation_batch_size) if generation_batch_size else 4 * self.max_rows

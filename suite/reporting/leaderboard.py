@@ -125,6 +125,15 @@ def unresolved_columns(table: Table) -> dict[str, float]:
     return out
 
 
+def cannot_resolve_sentence(title: str, smallest: float, consequence: str) -> str:
+    """The label of a column that cannot rank its rows, with the narrowest detectable difference among them
+    (shown to one significant digit when it rounds to 0.00: identical answers give intervals that narrow)."""
+    width = f"{smallest:.2f}" if smallest >= 0.005 else f"{smallest:.1g}"
+    return (f"**{title}: {CANNOT_RESOLVE}** — every method's difference from base is smaller than its own smallest "
+            f"detectable difference (the half-width of its paired 95 % interval, ±{width} at the narrowest); "
+            + consequence)
+
+
 def significance_cell(row: MethodRow, column: str) -> str:
     result = row.significance.get(column)
     if result is None:
@@ -272,9 +281,7 @@ def render_markdown(table: Table) -> str:
                 f"{focus.lower()} over the documents both were scored on (95 % interval excludes 0)."]
     detectable = cannot_resolve(table, headline_column(table))
     if detectable is not None:
-        sections.append(f"**{focus}: {CANNOT_RESOLVE}** — the smallest detectable difference from base "
-                        f"(±{detectable:.2f}, paired 95 % interval) is larger than every observed difference; the "
-                        "order of the rows above is not a ranking.")
+        sections.append(cannot_resolve_sentence(focus, detectable, "the order of the rows above is not a ranking."))
     header, body = delta_rows(table)
     if body:
         sections += ["## Difference from the base model, per task", markdown_table(header, body)]

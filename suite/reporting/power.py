@@ -29,8 +29,8 @@ from suite.analysis.tables import (
 from suite.core.errors import SuiteError
 from suite.execution.store import BASE_ROW, RunRecord
 from suite.reporting.leaderboard import (
-    CANNOT_RESOLVE,
     cannot_resolve,
+    cannot_resolve_sentence,
     column_title,
     delta_interval_cell,
     detectable_difference,
@@ -101,8 +101,7 @@ def leaderboard_power(table: Table, untrained: list[str]) -> list[str]:
     lines = [f"**{table.spec.name}** ({title.lower()}, points):", "", markdown_table(header, body)]
     unresolved = cannot_resolve(table, focus)
     if unresolved is not None:
-        lines += ["", f"**{title}: {CANNOT_RESOLVE}** — the smallest detectable difference (±{fmt(unresolved)}) "
-                      "is larger than every observed difference; the leaderboard's order is not a ranking."]
+        lines += ["", cannot_resolve_sentence(title, unresolved, "the leaderboard's order is not a ranking.")]
     return lines
 
 

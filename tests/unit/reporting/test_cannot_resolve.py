@@ -2,7 +2,7 @@
 
 from suite.analysis.statistics import PairedComparison
 from suite.analysis.tables import MethodRow, Table
-from suite.reporting.leaderboard import cannot_resolve
+from suite.reporting.leaderboard import cannot_resolve, cannot_resolve_sentence
 
 
 def table_with(*differences_and_halves):
@@ -17,3 +17,9 @@ def test_cannot_resolve_only_when_every_difference_is_below_the_detectable_one()
     assert cannot_resolve(table_with((0.02, 1.5), (-0.3, 1.2)), "Average") == 1.2
     assert cannot_resolve(table_with((0.02, 1.5), (2.0, 1.2)), "Average") is None  # one row is resolved
     assert cannot_resolve(table_with(), "Average") is None  # nothing tested
+
+
+def test_the_label_names_the_narrowest_detectable_difference_without_rounding_it_to_zero():
+    assert "±1.20 at the narrowest" in cannot_resolve_sentence("Average", 1.2, "not a ranking.")
+    # identical answers on almost every document: a tiny interval, which 2 decimals would print as ±0.00
+    assert "±0.001 at the narrowest" in cannot_resolve_sentence("Average", 0.0012, "not a ranking.")
