@@ -12,11 +12,12 @@ cache hook, generation kwargs, stop sequences and post-processing) and replaces 
 * **Log-likelihoods as a token tree.** The requests' input tokens (context + continuation minus its last
   token, left-truncated exactly as ``HFLM`` does) are sorted and inserted into prefix trees (tries) of up
   to ``row_tokens`` nodes (256 by default: a row's attention scores every node against every other, masked
-  or not, so rows wider than the requests they share cost more than they save; measured on HellaSwag,
-  Winogrande, ARC, MMLU and TruthfulQA, 256 beat 1024 by 10-15 %); each tree is one row. A 4-D attention
-  mask lets each node attend to its ancestors and itself only, and its position id is its depth, so every token sees exactly the context it
-  sees in ``HFLM``'s own row: the same log-probs (up to float summation order), with each distinct prefix —
-  a context shared by its answer choices, a preamble or few-shot block shared by questions — computed once.
+  or not, so rows wider than the requests they share cost more than they save — on one thread 256 beat 1,024
+  by 10-15 % on HellaSwag, Winogrande, ARC, MMLU and TruthfulQA; on two, MMLU and TruthfulQA were the same
+  within noise); each tree is one row. A 4-D attention mask lets each node attend to its ancestors and itself
+  only, and its position id is its depth, so every token sees exactly the context it sees in ``HFLM``'s own
+  row: the same log-probs (up to float summation order), with each distinct prefix — a context shared by its
+  answer choices, a preamble or few-shot block shared by questions — computed once.
   Logits are projected only at positions that predict a continuation token (``logits_to_keep`` mask).
 * **Greedy generation with the KV cache, finished sequences dropped.** Contexts are encoded and left-padded
   by ``HFLM.tok_batch_encode``, prefilled once, then decoded one token per step; a sequence leaves the batch

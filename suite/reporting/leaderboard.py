@@ -125,13 +125,17 @@ def unresolved_columns(table: Table) -> dict[str, float]:
     return out
 
 
+def width_text(width: float) -> str:
+    """A detectable difference, two decimals — or one significant digit when that rounds to 0.00 (identical
+    answers on almost every document give intervals that narrow)."""
+    return fmt(width) if width >= 0.005 else f"{width:.1g}"
+
+
 def cannot_resolve_sentence(title: str, smallest: float, consequence: str) -> str:
-    """The label of a column that cannot rank its rows, with the narrowest detectable difference among them
-    (shown to one significant digit when it rounds to 0.00: identical answers give intervals that narrow)."""
-    width = f"{smallest:.2f}" if smallest >= 0.005 else f"{smallest:.1g}"
+    """The label of a column that cannot rank its rows, with the narrowest detectable difference among them."""
     return (f"**{title}: {CANNOT_RESOLVE}** — every method's difference from base is smaller than its own smallest "
-            f"detectable difference (the half-width of its paired 95 % interval, ±{width} at the narrowest); "
-            + consequence)
+            f"detectable difference (the half-width of its paired 95 % interval, ±{width_text(smallest)} at the "
+            "narrowest); " + consequence)
 
 
 def significance_cell(row: MethodRow, column: str) -> str:
@@ -294,7 +298,7 @@ def render_markdown(table: Table) -> str:
             unresolved = unresolved_columns(table)
             if unresolved:
                 sections.append("**" + CANNOT_RESOLVE + "**: " + ", ".join(
-                    f"{column_title(c)} (±{fmt(w)} needed; every observed difference is smaller)"
+                    f"{column_title(c)} (±{width_text(w)} needed; every observed difference is smaller)"
                     for c, w in unresolved.items()))
     sections += ["## Runs", markdown_table(*runs_rows(table)),
                  "## Alignment metrics (held-out pairs)", markdown_table(*alignment_rows(table)),

@@ -2,7 +2,7 @@
 
 from suite.analysis.statistics import PairedComparison
 from suite.analysis.tables import MethodRow, Table
-from suite.reporting.leaderboard import cannot_resolve, cannot_resolve_sentence
+from suite.reporting.leaderboard import cannot_resolve, cannot_resolve_sentence, width_text
 
 
 def table_with(*differences_and_halves):
@@ -23,3 +23,8 @@ def test_the_label_names_the_narrowest_detectable_difference_without_rounding_it
     assert "±1.20 at the narrowest" in cannot_resolve_sentence("Average", 1.2, "not a ranking.")
     # identical answers on almost every document: a tiny interval, which 2 decimals would print as ±0.00
     assert "±0.001 at the narrowest" in cannot_resolve_sentence("Average", 0.0012, "not a ranking.")
+
+
+def test_both_labels_show_a_tiny_width_the_same_way():
+    # the per-task list and the headline sentence format a detectable difference with one helper
+    assert width_text(0.6) == "0.60" and width_text(0.0012) == "0.001"
