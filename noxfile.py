@@ -124,8 +124,8 @@ def reproduce_paft(session):
 @nox.session(name="reproduce-una")
 def reproduce_una(session):
     """UNA Tables 1-3 at small scale on the CPU protocol (reports/recipes/una-cpu-power.yaml: base, DPO, KTO,
-    UNA-binary MSE/BCE, UNA-score on SmolLM2-135M-Instruct, scored on leaderboards/cpu-power.yaml; about 3 hours
-    on 2 cores, two runs at once, resumable); the tables share the runs. Writes results/una-small/report/
+    UNA-binary MSE/BCE, UNA-score on SmolLM2-135M-Instruct, scored on leaderboards/cpu-power.yaml; 2 h 18 min
+    on 2 quiet cores, two runs at once, resumable); the tables share the runs. Writes results/una-small/report/
     reproduce-una-table{1,2,3}.md (paper vs ours, claim verdicts), the leaderboard tables, plots and index.html."""
     install(session)
     out = os.environ.get("ALIGNSUITE_UNA_OUT", "results/una-small")
