@@ -29,10 +29,11 @@ def make_backends(model, tokenizer, batch_size: int, **ours_options):
 
 
 def task_requests(spec, workdir: Path, *, sample: int | None, seed: int = 0, spec_limits: bool = True,
-                  samples: dict | None = None) -> dict:
+                  samples: dict | None = None, only: set | None = None) -> dict:
     """{leaf task: {"output_type", "instances" (lm-eval Instances), "docs"}} for every leaf task of ``spec``
-    that can run, each on a seeded sample of ``sample`` documents (all when None; ``samples`` sets it per
-    leaf task) drawn from the spec's limit (from the whole eval split when ``spec_limits`` is False)."""
+    that can run (of the lm-eval leaf tasks in ``only`` when given), each on a seeded sample of ``sample``
+    documents (all when None; ``samples`` sets it per leaf task) drawn from the spec's limit (from the whole
+    eval split when ``spec_limits`` is False)."""
     from lm_eval.tasks import TaskManager
 
     from suite.data.loaders import mirror_root
@@ -41,7 +42,7 @@ def task_requests(spec, workdir: Path, *, sample: int | None, seed: int = 0, spe
     index = task_index(str(spec.include_path) if spec.include_path else None)
     plan, _ = write_task_yamls(spec, index, Path(workdir), mirror_root())
     overlays = TaskManager(include_path=str(workdir), include_defaults=False)
-    names = [(task, name) for task in spec.tasks for _, name in plan[task.id]]
+    names = [(task, name) for task in spec.tasks for leaf, name in plan[task.id] if only is None or leaf in only]
     loaded = overlays.load([name for _, name in names])["tasks"]
     out = {}
     for task_spec, name in names:
@@ -55,7 +56,8 @@ def task_requests(spec, workdir: Path, *, sample: int | None, seed: int = 0, spe
         if size is not None and size < len(docs):
             docs = sorted(random.Random(f"{seed}:{name}").sample(docs, size))
         task.build_all_requests(samples=docs, rank=0, world_size=1)
-        out[name] = {"output_type": task.OUTPUT_TYPE, "instances": list(task.instances), "docs": docs}
+        out[name] = {"output_type": task.OUTPUT_TYPE, "instances": list(task.instances), "docs": docs,
+                     "num_fewshot": task_spec.num_fewshot}
     return out
 
 
@@ -143,6 +145,14 @@ TASK_TYPES = {"alignsuite_arc_challenge": "multiple choice, shared context",
               "alignsuite_gsm8k": "generation (GSM8K, greedy)"}
 
 
+# The v1 leaderboard's few-shot formats of the same multiple-choice tasks (ARC 25-shot, HellaSwag 10-shot, MMLU
+# 5-shot on the quick spec's subjects, Winogrande 5-shot), measured beside the zero-shot quick spec: there the
+# few-shot block is what lm-eval's backend runs again for every answer choice (and, for MMLU, every question).
+FEWSHOT = {"leaderboard": "open-llm-v1",
+           "tasks": ["arc_challenge", "hellaswag", "mmlu_high_school_geography", "mmlu_marketing",
+                     "mmlu_high_school_psychology", "mmlu_miscellaneous", "winogrande"]}
+
+
 def task_type(name: str, output_type: str) -> str:
     if name in TASK_TYPES:
         return TASK_TYPES[name]
@@ -151,10 +161,25 @@ def task_type(name: str, output_type: str) -> str:
     return "multiple choice, shared context (MMLU-style)" if "mmlu" in name else "multiple choice, shared context"
 
 
+def _group(tasks: dict, names: list[str], params: int, peak: float) -> dict:
+    """Requests, seconds, speed-up, requests/s, tokens/s and share of the matmul peak of some tasks together."""
+    rows = [tasks[name] for name in names]
+    group = {"tasks": names, "requests": sum(r["requests"] for r in rows),
+             "request_tokens": sum(r["request_tokens"] for r in rows),
+             "ours_s": sum(r["ours"]["seconds"] for r in rows), "lm_eval_hf_s": sum(r["lm_eval_hf"]["seconds"] for r in rows)}
+    group["speedup"] = group["lm_eval_hf_s"] / group["ours_s"]
+    for who in ("ours", "lm_eval_hf"):
+        group[f"{who}_requests_per_s"] = group["requests"] / group[f"{who}_s"]
+        group[f"{who}_tokens_per_s"] = group["request_tokens"] / group[f"{who}_s"]
+        group[f"{who}_fraction_of_matmul_peak"] = 2 * params * group["request_tokens"] / group[f"{who}_s"] / peak
+    return group
+
+
 def measure_backends(spec: dict) -> dict:
-    """Ours vs lm-eval's HFLM on the same requests (a seeded sample of every task of a leaderboard spec),
-    same model and batch size, alternated: requests/s, tokens/s, achieved FLOP/s against the matmul peak
-    measured in this process, and whether every answer agreed."""
+    """Ours vs lm-eval's HFLM on the same requests (a seeded sample of every task of a leaderboard spec, and
+    with ``spec["fewshot"]`` = {"leaderboard", "tasks", "sample"} of some tasks in another spec's few-shot
+    format), same model and batch size, alternated: requests/s, tokens/s, achieved FLOP/s against the matmul
+    peak measured in this process, and whether every answer agreed."""
     import tempfile
 
     import torch
@@ -170,45 +195,42 @@ def measure_backends(spec: dict) -> dict:
     model = loaded.model.eval()
     ours, plain = make_backends(model, loaded.tokenizer, spec["eval_batch_size"])
     workdir = Path(tempfile.mkdtemp(dir=spec.get("workdir"), prefix="eval-backends-"))
-    requests = task_requests(load_leaderboard(spec["leaderboard"]), workdir, sample=spec["sample"],
-                             samples=spec.get("samples"), seed=spec.get("seed", 0), spec_limits=False)
     params = matmul_params(model)
-    tasks = {}
-    for name, task in requests.items():
-        instances = task["instances"]
-        stats_before = dict(ours.stats)
-        measured = time_backends({"ours": ours, "lm_eval_hf": plain}, instances, repeats=spec.get("repeats", 1))
-        timing = measured["timing"]
-        agreement = compare_answers(measured["answers"]["ours"], measured["answers"]["lm_eval_hf"], instances)
-        flops = 2 * params * timing["request_tokens"]  # the forward FLOPs of the requested tokens (attention aside)
-        for name_ in ("ours", "lm_eval_hf"):
-            timing[name_]["achieved_flops_per_s"] = flops / timing[name_]["seconds"]
-            timing[name_]["fraction_of_matmul_peak"] = timing[name_]["achieved_flops_per_s"] / peak["fp32"]
-        computed = {k: ours.stats[k] - stats_before.get(k, 0) for k in ours.stats}
-        tasks[name] = {"type": task_type(name, task["output_type"]), "documents": len(task["docs"]), **timing,
-                       "speedup": timing["lm_eval_hf"]["seconds"] / timing["ours"]["seconds"],
-                       "agreement": agreement, "ours_work": computed}
+
+    def measure(requests: dict, fewshot_of: str | None = None) -> dict:
+        tasks = {}
+        for name, task in requests.items():
+            instances = task["instances"]
+            stats_before = dict(ours.stats)
+            measured = time_backends({"ours": ours, "lm_eval_hf": plain}, instances, repeats=spec.get("repeats", 1))
+            timing = measured["timing"]
+            agreement = compare_answers(measured["answers"]["ours"], measured["answers"]["lm_eval_hf"], instances)
+            flops = 2 * params * timing["request_tokens"]  # forward FLOPs of the requested tokens (attention aside)
+            for who in ("ours", "lm_eval_hf"):
+                timing[who]["achieved_flops_per_s"] = flops / timing[who]["seconds"]
+                timing[who]["fraction_of_matmul_peak"] = timing[who]["achieved_flops_per_s"] / peak["fp32"]
+            computed = {k: ours.stats[k] - stats_before.get(k, 0) for k in ours.stats}
+            kind = task_type(name, task["output_type"])
+            if fewshot_of:
+                kind, name = f"{kind}, {fewshot_of} few-shot", f"{name} ({task['num_fewshot']}-shot, {fewshot_of})"
+            tasks[name] = {"type": kind, "documents": len(task["docs"]), "num_fewshot": task["num_fewshot"],
+                           **timing, "speedup": timing["lm_eval_hf"]["seconds"] / timing["ours"]["seconds"],
+                           "agreement": agreement, "ours_work": computed}
+        return tasks
+
+    tasks = measure(task_requests(load_leaderboard(spec["leaderboard"]), workdir / "spec", sample=spec["sample"],
+                                  samples=spec.get("samples"), seed=spec.get("seed", 0), spec_limits=False))
+    whole = list(tasks)
+    fewshot = spec.get("fewshot")
+    if fewshot and fewshot.get("sample"):
+        tasks.update(measure(task_requests(load_leaderboard(fewshot["leaderboard"]), workdir / "fewshot",
+                                           sample=fewshot["sample"], seed=spec.get("seed", 0), spec_limits=False,
+                                           only=set(fewshot["tasks"])), fewshot_of=fewshot["leaderboard"]))
     by_type = {}
     for name, row in tasks.items():
-        group = by_type.setdefault(row["type"], {"tasks": [], "requests": 0, "ours_s": 0.0, "lm_eval_hf_s": 0.0,
-                                                  "request_tokens": 0})
-        group["tasks"].append(name)
-        group["requests"] += row["requests"]
-        group["request_tokens"] += row["request_tokens"]
-        group["ours_s"] += row["ours"]["seconds"]
-        group["lm_eval_hf_s"] += row["lm_eval_hf"]["seconds"]
-    for group in list(by_type.values()) + [None]:
-        if group is None:
-            group = by_type["whole spec"] = {
-                "tasks": list(tasks), "requests": sum(r["requests"] for r in tasks.values()),
-                "request_tokens": sum(r["request_tokens"] for r in tasks.values()),
-                "ours_s": sum(r["ours"]["seconds"] for r in tasks.values()),
-                "lm_eval_hf_s": sum(r["lm_eval_hf"]["seconds"] for r in tasks.values())}
-        group["speedup"] = group["lm_eval_hf_s"] / group["ours_s"]
-        for who in ("ours", "lm_eval_hf"):
-            group[f"{who}_requests_per_s"] = group["requests"] / group[f"{who}_s"]
-            group[f"{who}_tokens_per_s"] = group["request_tokens"] / group[f"{who}_s"]
-            group[f"{who}_fraction_of_matmul_peak"] = 2 * params * group["request_tokens"] / group[f"{who}_s"] / peak["fp32"]
+        by_type.setdefault(row["type"], []).append(name)
+    by_type["whole spec"] = whole  # the spec's own tasks (the few-shot formats are measured beside it)
+    by_type = {kind: _group(tasks, names, params, peak["fp32"]) for kind, names in by_type.items()}
     agree = all(not (r["agreement"].get("over_tolerance") or r["agreement"].get("greedy_mismatches")
                      or r["agreement"].get("decision_flips") or r["agreement"].get("text_mismatches"))
                 for r in tasks.values())
@@ -219,9 +241,16 @@ def measure_backends(spec: dict) -> dict:
                         "bf16 evaluation stays off here")
     return {"model": spec["model_dir"], "leaderboard": spec["leaderboard"], "batch_size": spec["eval_batch_size"],
             "generation_batch_size": ours.generation_batch_size, "row_tokens": ours.row_tokens,
-            "sample": spec["sample"], "samples": spec.get("samples"), "seed": spec.get("seed", 0),
+            "sample": spec["sample"], "samples": spec.get("samples"), "seed": spec.get("seed", 0), "fewshot": fewshot,
             "matmul_params": params, "matmul_peak_flops": peak, "tasks": tasks, "by_type": by_type,
             "all_answers_agree": agree, "bf16": bf16}
+
+
+def _fewshot_sentence(fewshot: dict | None) -> str:
+    if not fewshot or not fewshot.get("sample"):
+        return ""
+    return (f" Beside them, {fewshot['sample']} seeded documents of {', '.join(fewshot['tasks'])} in the "
+            f"{fewshot['leaderboard']} spec's few-shot format (rows marked so; not part of the whole-spec row).")
 
 
 def render_backends(result: dict) -> list[str]:
@@ -231,7 +260,8 @@ def render_backends(result: dict) -> list[str]:
              f"each, {result['model']}, batch size {result['batch_size']} for both; ours decodes up to "
              f"{result['generation_batch_size']} sequences together): ours vs lm-eval's HF backend on the same "
              f"requests. All answers agree (log-likelihoods within {LOGLIK_TOLERANCE:g}, greedy flags, decisions, "
-             f"generated text): **{'yes' if result['all_answers_agree'] else 'NO'}**.", "",
+             f"generated text): **{'yes' if result['all_answers_agree'] else 'NO'}**."
+             + _fewshot_sentence(result.get("fewshot")), "",
              "| task type | requests | ours req/s | lm-eval req/s | ours tok/s | lm-eval tok/s | speed-up | "
              "ours of peak | lm-eval of peak |", "|---|---|---|---|---|---|---|---|---|"]
     for kind, g in result["by_type"].items():
@@ -270,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leaderboard", default="quick")
     parser.add_argument("--sample", type=int, default=8, help="documents per task (seeded sample)")
     parser.add_argument("--generation-sample", type=int, default=16, help="documents of a generation task")
+    parser.add_argument("--fewshot-sample", type=int, default=8,
+                        help=f"documents of each task in {FEWSHOT['leaderboard']}'s few-shot format (0: leave them out)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--seed", type=int, default=0)
@@ -277,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     spec = {"model_dir": options.model, "leaderboard": options.leaderboard, "sample": options.sample,
             "samples": {"alignsuite_gsm8k": options.generation_sample}, "eval_batch_size": options.batch_size,
-            "threads": options.threads, "seed": options.seed}
+            "threads": options.threads, "seed": options.seed, "fewshot": {**FEWSHOT, "sample": options.fewshot_sample}}
     result = measure_backends(spec)
     result["command"] = "python -m suite.bench.eval_backends " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(options.out)

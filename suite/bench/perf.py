@@ -543,9 +543,13 @@ def run_benchmark(options) -> dict:
                 "workdir": str(workdir)}
         results["evaluation"] = measure_in_subprocess("evaluation", spec)
     if "eval-backends" not in skip:
+        from suite.bench.eval_backends import FEWSHOT
+
         sample = options.eval_sample or (2 if options.quick else 8)
+        fewshot = options.eval_fewshot_sample if options.eval_fewshot_sample is not None else (1 if options.quick else 8)
         spec = {**base, "leaderboard": options.leaderboard, "sample": sample,
                 "samples": {"alignsuite_gsm8k": options.eval_generation_sample or (2 if options.quick else 16)},
+                "fewshot": {**FEWSHOT, "sample": fewshot},
                 "eval_batch_size": options.eval_batch_size, "workdir": str(workdir)}
         log(f"evaluation backends, ours vs lm-eval's HF, {options.leaderboard}, {sample} documents a task …")
         results["eval_backends"] = measure_in_subprocess("eval_backends", spec)
@@ -652,6 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-sample", type=int,
                         help="documents per task for ours vs lm-eval's HF backend (seeded sample; default 8, --quick 2)")
     parser.add_argument("--eval-generation-sample", type=int, help="the same for GSM8K, generation (default 16, --quick 2)")
+    parser.add_argument("--eval-fewshot-sample", type=int,
+                        help="the same for the v1 leaderboard's few-shot ARC, HellaSwag, MMLU and Winogrande "
+                             "(default 8, --quick 1; 0 leaves them out)")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["lora", "bf16", "packing", "refcache", "eval", "eval-backends"],
                         help="leave a measurement out (repeatable)")

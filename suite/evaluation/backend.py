@@ -19,6 +19,8 @@ cache hook, generation kwargs, stop sequences and post-processing) and replaces 
   row: the same log-probs (up to float summation order), with each distinct prefix — a context shared by its
   answer choices, a preamble or few-shot block shared by questions — computed once.
   Logits are projected only at positions that predict a continuation token (``logits_to_keep`` mask).
+  A context's answer choices stay in one row, and rows are batched by length, cut where padding plus the
+  fixed cost of a forward pass is least (``pack_trees``, ``batch_rows``).
 * **Greedy generation with the KV cache, finished sequences dropped.** Contexts are encoded and left-padded
   by ``HFLM.tok_batch_encode``, prefilled once, then decoded one token per step; a sequence leaves the batch
   as soon as it emits an end-of-sequence token, contains a stop sequence or reaches ``max_gen_toks``, and
@@ -80,6 +82,13 @@ class _Tree:
     children: dict = field(default_factory=dict)  # (parent node or -1, token) -> node
     members: list = field(default_factory=list)  # (request, node path of its inputs)
 
+    @classmethod
+    def of(cls, requests) -> _Tree:
+        tree = cls()
+        for request in requests:
+            tree.insert(request)
+        return tree
+
     def new_nodes(self, sequence) -> int:
         """How many nodes inserting ``sequence`` would add."""
         node = -1
@@ -118,15 +127,21 @@ def pack_trees(requests: list[_Request], row_tokens: int) -> list[_Tree]:
     request longer than that gets a tree of its own, which the requests sharing at least half of its tokens
     (its other answer choices, the next question after the same few-shot block) join up to twice the longest
     request's length: with the budget alone, each answer choice of a context longer than ``row_tokens`` (v2's
-    5-shot MMLU-Pro, 3-shot BBH) would run that context again in a row of its own."""
+    5-shot MMLU-Pro, 3-shot BBH) would run that context again in a row of its own.
+
+    When a request does not fit, the requests of the full tree that share its prefix (the earlier answer
+    choices of its context) move with it to the next tree if they fit there, so a context is not split
+    across two rows and computed twice (HellaSwag's context and four endings: 12 % fewer tokens)."""
     trees, current, longest = [], _Tree(), 0
     for request in sorted(requests, key=lambda r: (r.inputs, r.continuation)):
         added = current.new_nodes(request.inputs)
         length = len(request.inputs)
         budget = max(row_tokens, 2 * max(longest, length)) if 2 * (length - added) >= length else row_tokens
         if current.members and len(current.tokens) + added > budget:
-            trees.append(current)
-            current, longest = _Tree(), 0
+            kept, moved = _split_off_open_group(current, request, length - added, row_tokens)
+            trees.append(kept)
+            current = moved
+            longest = max((len(r.inputs) for r, _ in moved.members), default=0)
         current.insert(request)
         longest = max(longest, length)
     if current.members:
@@ -134,19 +149,47 @@ def pack_trees(requests: list[_Request], row_tokens: int) -> list[_Tree]:
     return trees
 
 
+def _split_off_open_group(tree: _Tree, request: _Request, shared: int, row_tokens: int) -> tuple[_Tree, _Tree]:
+    """(the full tree, the next tree): the tree's last members that share ``request``'s first ``shared``
+    tokens start the next tree, unless they are the whole tree or would not fit a row with ``request``."""
+    prefix = request.inputs[:shared]
+    start = len(tree.members)
+    while shared and start > 0 and tree.members[start - 1][0].inputs[:shared] == prefix:
+        start -= 1
+    if not shared or start in (0, len(tree.members)):
+        return tree, _Tree()
+    group = _Tree.of([r for r, _ in tree.members[start:]])
+    if len(group.tokens) + group.new_nodes(request.inputs) > row_tokens:
+        return tree, _Tree()
+    return _Tree.of([r for r, _ in tree.members[:start]]), group
+
+
+# A forward pass costs about as much as this many more tokens whatever its size (it streams every weight
+# once): SmolLM2-135M on 2 CPU cores, 0.13 s a pass + 1/450 s a token.
+FORWARD_COST_TOKENS = 64
+
+
 def batch_rows(trees: list[_Tree], max_rows: int, batch_tokens: int) -> list[list[_Tree]]:
-    """Rows of similar length together: at most ``max_rows`` rows and ``batch_tokens`` padded tokens (a row
-    longer than that alone)."""
-    batches, current = [], []
-    for tree in sorted(trees, key=lambda t: -len(t.tokens)):
-        width = len(current[0].tokens) if current else len(tree.tokens)
-        if current and (len(current) >= max_rows or (len(current) + 1) * width > batch_tokens):
-            batches.append(current)
-            current = []
-        current.append(tree)
-    if current:
-        batches.append(current)
-    return batches
+    """Rows sorted by length, cut into batches of at most ``max_rows`` rows and ``batch_tokens`` padded
+    tokens (a row longer than that alone) where the padded tokens plus ``FORWARD_COST_TOKENS`` a batch are
+    fewest (a dynamic programme over the cut points: a batch pads its rows to its longest)."""
+    rows = sorted(trees, key=lambda t: -len(t.tokens))
+    lengths = [len(t.tokens) for t in rows]
+    cost = [0] + [None] * len(rows)  # cost[j]: cheapest batching of the j longest rows
+    start = [0] * (len(rows) + 1)  # start[j]: first row of the last batch in it
+    for end in range(1, len(rows) + 1):
+        for first in range(end - 1, max(-1, end - 1 - max_rows), -1):
+            size, width = end - first, lengths[first]
+            if size > 1 and size * width > batch_tokens:
+                break
+            candidate = cost[first] + FORWARD_COST_TOKENS + size * width
+            if cost[end] is None or candidate < cost[end]:
+                cost[end], start[end] = candidate, first
+    batches, end = [], len(rows)
+    while end > 0:
+        batches.append(rows[start[end]:end])
+        end = start[end]
+    return batches[::-1]
 
 
 @register_model(BACKEND_NAME)

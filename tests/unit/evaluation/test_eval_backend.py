@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from suite.evaluation import load_leaderboard
-from suite.evaluation.backend import _Request, batch_rows, pack_trees
+from suite.evaluation.backend import _Request, _Tree, batch_rows, pack_trees
 from suite.bench.eval_backends import (LOGLIK_TOLERANCE, compare_answers, make_backends, run_requests,
                                             task_requests)
 from suite.modeling.models import load_model
@@ -66,6 +66,38 @@ def test_answer_choices_of_a_context_longer_than_a_row_share_it():
     many = [_Request(i, None, shots + (i, i + 1000), (1,)) for i in range(40)]  # 40 questions after one block
     widths = [len(t.tokens) for t in pack_trees(many, row_tokens=8)]
     assert max(widths) <= 2 * 32 and sum(widths) < 40 * 32 / 2  # capped, and the block is not rerun per question
+
+
+def test_a_context_is_not_split_across_rows():
+    """The answer choices of a context that does not fit the rest of a row move, with the choices already
+    placed, to the next row: the context is computed once, not once per row."""
+    short = _Request(0, None, (1, 2, 3), (9,))
+    choices = [_Request(1 + i, None, (5, 6, 7, 10 + i), (9,)) for i in range(3)]
+    trees = pack_trees([short] + choices, row_tokens=8)
+    # before: [1 2 3 | 5 6 7 10 11] and [5 6 7 12] (12 nodes); now 5 6 7 runs once
+    assert [len(t.tokens) for t in trees] == [3, 6]
+    assert sorted(r.index for r, _ in trees[1].members) == [1, 2, 3]
+    # the tree of the moved choices gives each its own path (the row's paths are rebuilt, not copied)
+    assert {r.index: [trees[1].tokens[n] for n in path] for r, path in trees[1].members} == {
+        1: [5, 6, 7, 10], 2: [5, 6, 7, 11], 3: [5, 6, 7, 12]}
+    # a group that is the whole row, or would not fit a row, is split as before
+    many = [_Request(i, None, (5, 6, 7, 10 + i), (9,)) for i in range(8)]
+    assert [len(t.tokens) for t in pack_trees(many, row_tokens=8)] == [8, 6]  # 5 6 7 + 5 endings, + 3 endings
+
+
+def test_batches_cut_where_padding_and_passes_cost_least():
+    """A long row with short ones pads them all to its length; the cut puts it alone when that is cheaper
+    than a forward pass more (FORWARD_COST_TOKENS padded tokens)."""
+    def row(n, start=0):
+        return _Tree.of([_Request(start, None, tuple(range(1000 * start, 1000 * start + n)), (1,))])
+
+    long_and_short = [row(200, 0), row(10, 1), row(12, 2), row(11, 3)]
+    assert [[len(t.tokens) for t in b] for b in batch_rows(long_and_short, max_rows=4, batch_tokens=1000)] == [
+        [200], [12, 11, 10]]
+    similar = [row(100, 0), row(95, 1), row(90, 2)]  # padding (15 tokens) costs less than a pass more
+    assert [len(b) for b in batch_rows(similar, max_rows=4, batch_tokens=1000)] == [3]
+    assert [len(b) for b in batch_rows(similar, max_rows=2, batch_tokens=1000)] in ([2, 1], [1, 2])
+    assert [len(b) for b in batch_rows(similar, max_rows=4, batch_tokens=250)] in ([2, 1], [1, 2])
 
 
 @pytest.fixture(scope="module")
