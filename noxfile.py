@@ -74,7 +74,9 @@ def perf(session):
     """Our trainer vs TRL's DPOTrainer on the same work (tokens/s, peak RSS, ratios), LoRA, shared-prompt
     packing, the shared reference cache, lm-eval throughput, our eval backend vs lm-eval's HF backend and the
     matmul peak: results/perf/perf.{json,md}.
-    About 10-15 minutes on 2 CPU cores; `nox -s perf -- --quick` checks it in a few minutes on tiny-llama."""
+    About 17-22 minutes on 2 CPU cores (the backend comparison in the v1 leaderboard's few-shot formats, where
+    lm-eval's backend reruns 25-shot contexts per answer choice, about 7 of them); `nox -s perf -- --quick` checks
+    it in 4 minutes on tiny-llama."""
     install(session, "test")  # trl is the baseline
     session.run("python", "-m", "suite.bench.perf", *session.posargs, env=offline_env())
 

@@ -249,7 +249,8 @@ def measure_backends(spec: dict) -> dict:
 def _fewshot_sentence(fewshot: dict | None) -> str:
     if not fewshot or not fewshot.get("sample"):
         return ""
-    return (f" Beside them, {fewshot['sample']} seeded documents of {', '.join(fewshot['tasks'])} in the "
+    documents = f"{fewshot['sample']} seeded document{'s' if fewshot['sample'] != 1 else ''}"
+    return (f" Beside them, {documents} of {', '.join(fewshot['tasks'])} in the "
             f"{fewshot['leaderboard']} spec's few-shot format (rows marked so; not part of the whole-spec row).")
 
 

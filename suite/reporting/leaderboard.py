@@ -108,10 +108,11 @@ def detectable_difference(row: MethodRow, column: str) -> float | None:
 
 def detectable_rows(table: Table) -> tuple[list[str], list[list[str]]]:
     """Per method row and tested column: the smallest detectable difference from base (±, points)."""
-    columns = [c for c in table.columns if any(detectable_difference(r, c) is not None for r in table.rows)]
-    body = [[row.method] + [f"±{fmt(detectable_difference(row, c))}" if detectable_difference(row, c) is not None
-                            else "—" for c in columns]
-            for row in table.rows if row.method != BASE_ROW]
+    rows = [row for row in table.rows if row.method != BASE_ROW]
+    widths = {(row.method, c): detectable_difference(row, c) for row in rows for c in table.columns}
+    columns = [c for c in table.columns if any(widths[row.method, c] is not None for row in rows)]
+    body = [[row.method] + ["—" if widths[row.method, c] is None else f"±{width_text(widths[row.method, c])}"
+                            for c in columns] for row in rows]
     return ["method"] + [column_title(c) for c in columns], body
 
 
@@ -155,11 +156,10 @@ def cannot_resolve(table: Table, column: str) -> float | None:
     when it exceeds every observed difference from base — the column cannot rank these rows — else None."""
     widths = []
     for row in table.rows:
-        result = row.significance.get(column)
-        if row.method == BASE_ROW or result is None or isinstance(result, str):
+        half = detectable_difference(row, column)
+        if half is None:
             continue
-        half = (result.high - result.low) / 2
-        if abs(result.difference) >= half:
+        if abs(row.significance[column].difference) >= half:
             return None
         widths.append(half)
     return min(widths) if widths else None

@@ -2,7 +2,7 @@
 
 from suite.analysis.statistics import PairedComparison
 from suite.analysis.tables import MethodRow, Table
-from suite.reporting.leaderboard import cannot_resolve, cannot_resolve_sentence, width_text
+from suite.reporting.leaderboard import cannot_resolve, cannot_resolve_sentence, detectable_rows, width_text
 
 
 def table_with(*differences_and_halves):
@@ -28,3 +28,9 @@ def test_the_label_names_the_narrowest_detectable_difference_without_rounding_it
 def test_both_labels_show_a_tiny_width_the_same_way():
     # the per-task list and the headline sentence format a detectable difference with one helper
     assert width_text(0.6) == "0.60" and width_text(0.0012) == "0.001"
+
+
+def test_the_detectable_difference_table_does_not_round_a_tiny_width_to_zero():
+    header, body = detectable_rows(table_with((0.02, 1.5), (0.0, 0.0012)))
+    assert header == ["method", "Average"]
+    assert body == [["m0", "±1.50"], ["m1", "±0.001"]]  # base has no row; 2 decimals would print ±0.00
