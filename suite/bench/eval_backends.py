@@ -29,21 +29,24 @@ def make_backends(model, tokenizer, batch_size: int, **ours_options):
 
 
 def task_requests(spec, workdir: Path, *, sample: int | None, seed: int = 0, spec_limits: bool = True,
-                  samples: dict | None = None, only: set | None = None) -> dict:
+                  samples: dict | None = None, only: set | None = None, chat_template=None) -> dict:
     """{leaf task: {"output_type", "instances" (lm-eval Instances), "docs"}} for every leaf task of ``spec``
     that can run (of the lm-eval leaf tasks in ``only`` when given), each on a seeded sample of ``sample``
     documents (all when None; ``samples`` sets it per leaf task) drawn from the spec's limit (from the whole
-    eval split when ``spec_limits`` is False)."""
+    eval split when ``spec_limits`` is False). With ``chat_template`` (a backend's ``apply_chat_template``),
+    the tasks a run would evaluate with the template (``eval.chat_template: auto``) get it, few-shot examples
+    as turns, as in ``suite.evaluation.harness``; without it no task does."""
     from lm_eval.tasks import TaskManager
 
     from suite.data.loaders import mirror_root
-    from suite.evaluation.harness import task_index, write_task_yamls
+    from suite.evaluation.harness import resolve_chat_template, task_index, write_task_yamls
 
     index = task_index(str(spec.include_path) if spec.include_path else None)
     plan, _ = write_task_yamls(spec, index, Path(workdir), mirror_root())
     overlays = TaskManager(include_path=str(workdir), include_defaults=False)
     names = [(task, name) for task in spec.tasks for leaf, name in plan[task.id] if only is None or leaf in only]
     loaded = overlays.load([name for _, name in names])["tasks"]
+    templates = resolve_chat_template("auto", spec, chat_template is not None)
     out = {}
     for task_spec, name in names:
         task = loaded[name]
@@ -55,9 +58,12 @@ def task_requests(spec, workdir: Path, *, sample: int | None, seed: int = 0, spe
         size = (samples or {}).get(name, sample)
         if size is not None and size < len(docs):
             docs = sorted(random.Random(f"{seed}:{name}").sample(docs, size))
-        task.build_all_requests(samples=docs, rank=0, world_size=1)
+        applied = templates[task_spec.id]
+        task.build_all_requests(samples=docs, rank=0, world_size=1, apply_chat_template=applied,
+                                fewshot_as_multiturn=applied and task_spec.num_fewshot > 0,
+                                chat_template=chat_template if applied else None)
         out[name] = {"output_type": task.OUTPUT_TYPE, "instances": list(task.instances), "docs": docs,
-                     "num_fewshot": task_spec.num_fewshot}
+                     "num_fewshot": task_spec.num_fewshot, "chat_template": applied}
     return out
 
 
@@ -219,13 +225,15 @@ def measure_backends(spec: dict) -> dict:
         return tasks
 
     tasks = measure(task_requests(load_leaderboard(spec["leaderboard"]), workdir / "spec", sample=spec["sample"],
-                                  samples=spec.get("samples"), seed=spec.get("seed", 0), spec_limits=False))
+                                  samples=spec.get("samples"), seed=spec.get("seed", 0), spec_limits=False,
+                                  chat_template=ours.apply_chat_template))
     whole = list(tasks)
     fewshot = spec.get("fewshot")
     if fewshot and fewshot.get("sample"):
         tasks.update(measure(task_requests(load_leaderboard(fewshot["leaderboard"]), workdir / "fewshot",
                                            sample=fewshot["sample"], seed=spec.get("seed", 0), spec_limits=False,
-                                           only=set(fewshot["tasks"])), fewshot_of=fewshot["leaderboard"]))
+                                           only=set(fewshot["tasks"]), chat_template=ours.apply_chat_template),
+                             fewshot_of=fewshot["leaderboard"]))
     by_type = {}
     for name, row in tasks.items():
         by_type.setdefault(row["type"], []).append(name)

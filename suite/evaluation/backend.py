@@ -138,7 +138,7 @@ def pack_trees(requests: list[_Request], row_tokens: int) -> list[_Tree]:
         length = len(request.inputs)
         budget = max(row_tokens, 2 * max(longest, length)) if 2 * (length - added) >= length else row_tokens
         if current.members and len(current.tokens) + added > budget:
-            kept, moved = _split_off_open_group(current, request, length - added, row_tokens)
+            kept, moved = _split_off_open_group(current, request, length - added, budget)
             trees.append(kept)
             current = moved
             longest = max((len(r.inputs) for r, _ in moved.members), default=0)
@@ -149,9 +149,10 @@ def pack_trees(requests: list[_Request], row_tokens: int) -> list[_Tree]:
     return trees
 
 
-def _split_off_open_group(tree: _Tree, request: _Request, shared: int, row_tokens: int) -> tuple[_Tree, _Tree]:
+def _split_off_open_group(tree: _Tree, request: _Request, shared: int, budget: int) -> tuple[_Tree, _Tree]:
     """(the full tree, the next tree): the tree's last members that share ``request``'s first ``shared``
-    tokens start the next tree, unless they are the whole tree or would not fit a row with ``request``."""
+    tokens start the next tree, unless they are the whole tree or would not fit ``budget`` nodes with
+    ``request``."""
     prefix = request.inputs[:shared]
     start = len(tree.members)
     while shared and start > 0 and tree.members[start - 1][0].inputs[:shared] == prefix:
@@ -159,7 +160,7 @@ def _split_off_open_group(tree: _Tree, request: _Request, shared: int, row_token
     if not shared or start in (0, len(tree.members)):
         return tree, _Tree()
     group = _Tree.of([r for r, _ in tree.members[start:]])
-    if len(group.tokens) + group.new_nodes(request.inputs) > row_tokens:
+    if len(group.tokens) + group.new_nodes(request.inputs) > budget:
         return tree, _Tree()
     return _Tree.of([r for r, _ in tree.members[:start]]), group
 

@@ -9,8 +9,8 @@ import pytest
 
 from suite.evaluation import load_leaderboard
 from suite.evaluation.backend import _Request, _Tree, batch_rows, pack_trees
-from suite.bench.eval_backends import (LOGLIK_TOLERANCE, compare_answers, make_backends, run_requests,
-                                            task_requests)
+from suite.bench.eval_backends import (FEWSHOT, LOGLIK_TOLERANCE, compare_answers, make_backends, run_requests,
+                                       task_requests)
 from suite.modeling.models import load_model
 
 
@@ -83,6 +83,12 @@ def test_a_context_is_not_split_across_rows():
     # a group that is the whole row, or would not fit a row, is split as before
     many = [_Request(i, None, (5, 6, 7, 10 + i), (9,)) for i in range(8)]
     assert [len(t.tokens) for t in pack_trees(many, row_tokens=8)] == [8, 6]  # 5 6 7 + 5 endings, + 3 endings
+    # after a few-shot block longer than a row: a question's choices move whole within the long-row budget
+    shots = tuple(range(100, 130))
+    questions = [_Request(10 * q + c, None, shots + (q, q + 50, 200 + c), (9,)) for q in range(4) for c in range(8)]
+    trees = pack_trees(questions, row_tokens=8)
+    assert [len(t.tokens) for t in trees] == [30 + 3 * 10, 30 + 10]  # three questions, then the fourth whole
+    assert {r.inputs[30] for r, _ in trees[1].members} == {3}
 
 
 def test_batches_cut_where_padding_and_passes_cost_least():
@@ -126,6 +132,21 @@ def test_same_answers_as_lm_eval_hf_on_quick_tasks(tiny_backends, quick_requests
         _assert_same(compare_answers(run_requests(ours, instances), run_requests(plain, instances), instances), name)
 
 
+def test_same_answers_in_the_v1_leaderboards_few_shot_formats(tiny_backends, mirror, tmp_path):
+    """ARC 25-shot, HellaSwag 10-shot, MMLU 5-shot, Winogrande 5-shot: contexts longer than a row, whose
+    answer choices and (MMLU) next questions share them in rows of up to twice their length."""
+    _, ours, plain = tiny_backends
+    requests = task_requests(load_leaderboard(FEWSHOT["leaderboard"]), tmp_path, sample=2, seed=1,
+                             spec_limits=False, only=set(FEWSHOT["tasks"][:3] + FEWSHOT["tasks"][-1:]))
+    assert {task["num_fewshot"] for task in requests.values()} == {25, 10, 5}
+    for name, task in requests.items():
+        instances = task["instances"]
+        before = dict(ours.stats)
+        _assert_same(compare_answers(run_requests(ours, instances), run_requests(plain, instances), instances), name)
+        computed = ours.stats["computed_tokens"] - before["computed_tokens"]
+        assert computed < 0.6 * (ours.stats["request_tokens"] - before["request_tokens"]), name  # shots shared
+
+
 def test_generation_drops_finished_sequences_and_keeps_the_text(tiny_backends, quick_requests):
     """Contexts of different lengths in one batch, some stopped after their first tokens by a stop sequence
     drawn from their own greedy output: the batch shrinks, the padding is cut, the texts stay lm-eval's."""
@@ -147,12 +168,17 @@ def test_generation_drops_finished_sequences_and_keeps_the_text(tiny_backends, q
 
 
 @pytest.mark.slow
-def test_same_answers_on_the_embedded_model_over_the_quick_spec(mirror, tmp_path):
-    """Every task of the quick spec, a seeded sample of its documents, on SmolLM2-135M-Instruct."""
+@pytest.mark.parametrize("spec", ["quick", "cpu-power"])
+def test_same_answers_on_the_embedded_model(mirror, tmp_path, spec):
+    """Every task of the quick spec and of cpu-power (the spec that separates methods: all 57 MMLU subjects,
+    IFEval with the chat template and its 1,280-token generations), a seeded sample of its documents, on
+    SmolLM2-135M-Instruct."""
     loaded = load_model("smollm2-135m-instruct")
     ours, plain = make_backends(loaded.model, loaded.tokenizer, 8)
     sample = int(os.environ.get("ALIGNSUITE_BACKEND_SAMPLE", "4"))
-    requests = task_requests(load_leaderboard("quick"), Path(tmp_path) / "work", sample=sample, seed=0)
+    requests = task_requests(load_leaderboard(spec), Path(tmp_path) / "work", sample=sample, seed=0,
+                             chat_template=ours.apply_chat_template)
+    assert any(task["chat_template"] for task in requests.values()) == (spec == "cpu-power")  # IFEval's pin
     for name, task in requests.items():
         instances = task["instances"]
         if task["output_type"] == "generate_until":
