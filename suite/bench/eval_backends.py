@@ -172,13 +172,39 @@ def _group(tasks: dict, names: list[str], params: int, peak: float) -> dict:
     rows = [tasks[name] for name in names]
     group = {"tasks": names, "requests": sum(r["requests"] for r in rows),
              "request_tokens": sum(r["request_tokens"] for r in rows),
-             "ours_s": sum(r["ours"]["seconds"] for r in rows), "lm_eval_hf_s": sum(r["lm_eval_hf"]["seconds"] for r in rows)}
+             "ours_s": sum(r["ours"]["seconds"] for r in rows),
+             "lm_eval_hf_s": sum(r["lm_eval_hf"]["seconds"] for r in rows)}
     group["speedup"] = group["lm_eval_hf_s"] / group["ours_s"]
     for who in ("ours", "lm_eval_hf"):
         group[f"{who}_requests_per_s"] = group["requests"] / group[f"{who}_s"]
         group[f"{who}_tokens_per_s"] = group["request_tokens"] / group[f"{who}_s"]
         group[f"{who}_fraction_of_matmul_peak"] = 2 * params * group["request_tokens"] / group[f"{who}_s"] / peak
     return group
+
+
+def _measure_tasks(ours, plain, requests: dict, params: int, peak: float, repeats: int = 1,
+                   fewshot_of: str | None = None) -> dict:
+    """Per task: both backends timed on its requests, their answers compared, ours' work counted; the rows of
+    a spec's few-shot format (``fewshot_of``) get their type and name marked so."""
+    tasks = {}
+    for name, task in requests.items():
+        instances = task["instances"]
+        stats_before = dict(ours.stats)
+        measured = time_backends({"ours": ours, "lm_eval_hf": plain}, instances, repeats=repeats)
+        timing = measured["timing"]
+        agreement = compare_answers(measured["answers"]["ours"], measured["answers"]["lm_eval_hf"], instances)
+        flops = 2 * params * timing["request_tokens"]  # forward FLOPs of the requested tokens (attention aside)
+        for who in ("ours", "lm_eval_hf"):
+            timing[who]["achieved_flops_per_s"] = flops / timing[who]["seconds"]
+            timing[who]["fraction_of_matmul_peak"] = timing[who]["achieved_flops_per_s"] / peak
+        computed = {k: ours.stats[k] - stats_before.get(k, 0) for k in ours.stats}
+        kind = task_type(name, task["output_type"])
+        if fewshot_of:
+            kind, name = f"{kind}, {fewshot_of} few-shot", f"{name} ({task['num_fewshot']}-shot, {fewshot_of})"
+        tasks[name] = {"type": kind, "documents": len(task["docs"]), "num_fewshot": task["num_fewshot"],
+                       **timing, "speedup": timing["lm_eval_hf"]["seconds"] / timing["ours"]["seconds"],
+                       "agreement": agreement, "ours_work": computed}
+    return tasks
 
 
 def measure_backends(spec: dict) -> dict:
@@ -202,38 +228,18 @@ def measure_backends(spec: dict) -> dict:
     ours, plain = make_backends(model, loaded.tokenizer, spec["eval_batch_size"])
     workdir = Path(tempfile.mkdtemp(dir=spec.get("workdir"), prefix="eval-backends-"))
     params = matmul_params(model)
-
-    def measure(requests: dict, fewshot_of: str | None = None) -> dict:
-        tasks = {}
-        for name, task in requests.items():
-            instances = task["instances"]
-            stats_before = dict(ours.stats)
-            measured = time_backends({"ours": ours, "lm_eval_hf": plain}, instances, repeats=spec.get("repeats", 1))
-            timing = measured["timing"]
-            agreement = compare_answers(measured["answers"]["ours"], measured["answers"]["lm_eval_hf"], instances)
-            flops = 2 * params * timing["request_tokens"]  # forward FLOPs of the requested tokens (attention aside)
-            for who in ("ours", "lm_eval_hf"):
-                timing[who]["achieved_flops_per_s"] = flops / timing[who]["seconds"]
-                timing[who]["fraction_of_matmul_peak"] = timing[who]["achieved_flops_per_s"] / peak["fp32"]
-            computed = {k: ours.stats[k] - stats_before.get(k, 0) for k in ours.stats}
-            kind = task_type(name, task["output_type"])
-            if fewshot_of:
-                kind, name = f"{kind}, {fewshot_of} few-shot", f"{name} ({task['num_fewshot']}-shot, {fewshot_of})"
-            tasks[name] = {"type": kind, "documents": len(task["docs"]), "num_fewshot": task["num_fewshot"],
-                           **timing, "speedup": timing["lm_eval_hf"]["seconds"] / timing["ours"]["seconds"],
-                           "agreement": agreement, "ours_work": computed}
-        return tasks
-
-    tasks = measure(task_requests(load_leaderboard(spec["leaderboard"]), workdir / "spec", sample=spec["sample"],
-                                  samples=spec.get("samples"), seed=spec.get("seed", 0), spec_limits=False,
-                                  chat_template=ours.apply_chat_template))
+    seed, repeats = spec.get("seed", 0), spec.get("repeats", 1)
+    requests = task_requests(load_leaderboard(spec["leaderboard"]), workdir / "spec", sample=spec["sample"],
+                             samples=spec.get("samples"), seed=seed, spec_limits=False,
+                             chat_template=ours.apply_chat_template)
+    tasks = _measure_tasks(ours, plain, requests, params, peak["fp32"], repeats)
     whole = list(tasks)
     fewshot = spec.get("fewshot")
     if fewshot and fewshot.get("sample"):
-        tasks.update(measure(task_requests(load_leaderboard(fewshot["leaderboard"]), workdir / "fewshot",
-                                           sample=fewshot["sample"], seed=spec.get("seed", 0), spec_limits=False,
-                                           only=set(fewshot["tasks"]), chat_template=ours.apply_chat_template),
-                             fewshot_of=fewshot["leaderboard"]))
+        requests = task_requests(load_leaderboard(fewshot["leaderboard"]), workdir / "fewshot",
+                                 sample=fewshot["sample"], seed=seed, spec_limits=False, only=set(fewshot["tasks"]),
+                                 chat_template=ours.apply_chat_template)
+        tasks.update(_measure_tasks(ours, plain, requests, params, peak["fp32"], repeats, fewshot["leaderboard"]))
     by_type = {}
     for name, row in tasks.items():
         by_type.setdefault(row["type"], []).append(name)
@@ -249,7 +255,7 @@ def measure_backends(spec: dict) -> dict:
                         "bf16 evaluation stays off here")
     return {"model": spec["model_dir"], "leaderboard": spec["leaderboard"], "batch_size": spec["eval_batch_size"],
             "generation_batch_size": ours.generation_batch_size, "row_tokens": ours.row_tokens,
-            "sample": spec["sample"], "samples": spec.get("samples"), "seed": spec.get("seed", 0), "fewshot": fewshot,
+            "sample": spec["sample"], "samples": spec.get("samples"), "seed": seed, "fewshot": fewshot,
             "matmul_params": params, "matmul_peak_flops": peak, "tasks": tasks, "by_type": by_type,
             "all_answers_agree": agree, "bf16": bf16}
 
