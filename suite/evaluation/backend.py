@@ -153,11 +153,13 @@ def _split_off_open_group(tree: _Tree, request: _Request, shared: int, budget: i
     """(the full tree, the next tree): the tree's last members that share ``request``'s first ``shared``
     tokens start the next tree, unless they are the whole tree or would not fit ``budget`` nodes with
     ``request``."""
+    if not shared:
+        return tree, _Tree()
     prefix = request.inputs[:shared]
     start = len(tree.members)
-    while shared and start > 0 and tree.members[start - 1][0].inputs[:shared] == prefix:
+    while start > 0 and tree.members[start - 1][0].inputs[:shared] == prefix:
         start -= 1
-    if not shared or start in (0, len(tree.members)):
+    if start in (0, len(tree.members)):
         return tree, _Tree()
     group = _Tree.of([r for r, _ in tree.members[start:]])
     if len(group.tokens) + group.new_nodes(request.inputs) > budget:

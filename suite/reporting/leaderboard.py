@@ -111,8 +111,7 @@ def detectable_rows(table: Table) -> tuple[list[str], list[list[str]]]:
     rows = [row for row in table.rows if row.method != BASE_ROW]
     widths = {(row.method, c): detectable_difference(row, c) for row in rows for c in table.columns}
     columns = [c for c in table.columns if any(widths[row.method, c] is not None for row in rows)]
-    body = [[row.method] + ["—" if widths[row.method, c] is None else f"±{width_text(widths[row.method, c])}"
-                            for c in columns] for row in rows]
+    body = [[row.method] + [width_cell(widths[row.method, c]) for c in columns] for row in rows]
     return ["method"] + [column_title(c) for c in columns], body
 
 
@@ -130,6 +129,11 @@ def width_text(width: float) -> str:
     """A detectable difference, two decimals — or one significant digit when that rounds to 0.00 (identical
     answers on almost every document give intervals that narrow)."""
     return fmt(width) if width >= 0.005 else f"{width:.1g}"
+
+
+def width_cell(width: float | None) -> str:
+    """A table cell for a detectable difference: ±``width_text``, or — where nothing was tested."""
+    return "—" if width is None else f"±{width_text(width)}"
 
 
 def cannot_resolve_sentence(title: str, smallest: float, consequence: str) -> str:

@@ -34,7 +34,7 @@ from suite.reporting.leaderboard import (
     column_title,
     delta_interval_cell,
     detectable_difference,
-    width_text,
+    width_cell,
 )
 from suite.reporting.render import fmt, markdown_table
 
@@ -98,7 +98,7 @@ def leaderboard_power(table: Table, untrained: list[str]) -> list[str]:
     for row in rows:
         width = detectable_difference(row, focus)
         ranked = "no: " + NOT_TRAINED if row.method in untrained else "yes"
-        body.append([row.method, delta_interval_cell(row, focus), f"±{width_text(width)}" if width is not None else "—", ranked])
+        body.append([row.method, delta_interval_cell(row, focus), width_cell(width), ranked])
     lines = [f"**{table.spec.name}** ({title.lower()}, points):", "", markdown_table(header, body)]
     unresolved = cannot_resolve(table, focus)
     if unresolved is not None:
